@@ -1,0 +1,112 @@
+"""Shared vocabulary: job and data-source names, data-source status, and the exception tree."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum, auto
+from typing import Any
+
+
+class ValidJobName(Enum):
+    """Member name = job name as written in JOB_NAMES; value = dotted path of the entry function."""
+
+    COURSE_INVENTORY = "course_inventory.inventory.run_course_inventory"
+    MIVIDEO = "mivideo.mivideo_extract.main"
+    CANVAS_ZOOM_MEETINGS = "online_meetings.canvas_zoom_meetings.main"
+
+
+class ValidDataSourceName(Enum):
+    CANVAS_API = auto()
+    CANVAS_ZOOM_MEETINGS = auto()
+    KALTURA_API = auto()
+    UNIZIN_DATA_PLATFORM_EVENTS = auto()
+    UNIZIN_DATA_WAREHOUSE = auto()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DataSourceStatus:
+    """When a data source's data was last updated, as reported by the job that read it."""
+
+    def __init__(self, data_source_name: ValidDataSourceName, data_updated_at: datetime | None = None) -> None:
+        if not isinstance(data_source_name, ValidDataSourceName):
+            raise ValueError(f"data_source_name must be a ValidDataSourceName, not {data_source_name!r}")
+        if data_updated_at is None:
+            data_updated_at = datetime.now(timezone.utc)
+        # pandas.Timestamp subclasses datetime; refuse it so the DB layer always gets plain datetimes.
+        if type(data_updated_at) is not datetime:
+            raise TypeError(f"data_updated_at must be a datetime.datetime, not {type(data_updated_at).__name__}")
+        offset = data_updated_at.utcoffset()
+        if offset is None or offset.total_seconds() != 0:
+            raise ValueError("data_updated_at must carry UTC tzinfo")
+        self.data_source_name = data_source_name
+        self.data_updated_at = data_updated_at
+
+    def copy(self) -> dict[str, Any]:
+        return {"data_source_name": self.data_source_name, "data_updated_at": self.data_updated_at}
+
+    def __repr__(self) -> str:
+        return f"DataSourceStatus({self.data_source_name}, {self.data_updated_at.isoformat()})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DataSourceStatus) and self.copy() == other.copy()
+
+
+class EtlError(Exception):
+    """Base of every expected failure; the message is safe to log (never carries secrets)."""
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.message
+        return self.message + "".join(f"\n  - {line}" for line in self.details)
+
+
+class ConfigError(EtlError):
+    """The configuration file or environment overrides are missing or invalid."""
+
+
+class SourceError(EtlError):
+    """An external source (HTTP API, warehouse) failed."""
+
+    def __init__(self, message: str, *, source: str = "", status: int | None = None, url: str = "") -> None:
+        super().__init__(message)
+        self.source, self.status, self.url = source, status, url
+
+
+class RetriableSourceError(SourceError):
+    """A transient failure (5xx, throttling, connection reset, invalid body) worth retrying."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, throttled: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        self.throttled = throttled
+
+
+class FatalSourceError(SourceError):
+    """A failure that retrying cannot fix (401, 404, 403 not about throttling)."""
+
+
+class SourceFormatError(SourceError):
+    """The source answered, but not in the shape the job relies on."""
+
+
+class TransformError(EtlError):
+    """Source data cannot be turned into rows (missing ids, duplicates that must not happen)."""
+
+
+class LoadError(EtlError):
+    """Writing to the inventory database failed; the transaction was rolled back."""
+
+
+class DatabaseUnavailableError(EtlError):
+    """The inventory database cannot be reached or migrated."""
+
+
+class JobError(EtlError):
+    """A job's expected failure, with a one-line reason the runner logs."""
