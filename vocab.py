@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum, auto
 from typing import Any
 
@@ -33,7 +33,7 @@ class DataSourceStatus:
         if not isinstance(data_source_name, ValidDataSourceName):
             raise ValueError(f"data_source_name must be a ValidDataSourceName, not {data_source_name!r}")
         if data_updated_at is None:
-            data_updated_at = datetime.now(timezone.utc)
+            data_updated_at = datetime.now(UTC)
         # pandas.Timestamp subclasses datetime; refuse it so the DB layer always gets plain datetimes.
         if type(data_updated_at) is not datetime:
             raise TypeError(f"data_updated_at must be a datetime.datetime, not {type(data_updated_at).__name__}")
@@ -82,7 +82,9 @@ class SourceError(EtlError):
 class RetriableSourceError(SourceError):
     """A transient failure (5xx, throttling, connection reset, invalid body) worth retrying."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, throttled: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, throttled: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
         self.throttled = throttled

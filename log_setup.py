@@ -1,0 +1,47 @@
+"""Logging for the runner: one format, and secrets scrubbed from every record as a last line of defence."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REDACTED = "[REDACTED]"
+
+
+class RedactSecrets(logging.Filter):
+    """Replace configured secret values wherever they appear in a record's final message."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first so a secret containing another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        text = record.exc_text or ""
+        for secret in self._secrets:
+            message = message.replace(secret, REDACTED)
+            text = text.replace(secret, REDACTED)
+        record.msg, record.args = message, None
+        if record.exc_text:
+            record.exc_text = text
+        return True
+
+
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """(Re)configure the root logger; safe to call twice (once before and once after reading config)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactSecrets(secrets))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # yoyo logs each step at INFO; keep it to warnings.
+    logging.getLogger("yoyo").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,137 @@
+"""Shared fixtures: throwaway MariaDB/PostgreSQL databases, a clean environment, config files."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pymysql
+import pytest
+import sqlalchemy as sa
+
+import environ
+from db.engine import create_inventory_engine
+from db.migrations import apply_migrations
+
+MYSQL = {
+    "host": os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
+    "port": os.environ.get("TEST_MYSQL_PORT", "3306"),
+    "user": os.environ.get("TEST_MYSQL_USER", "root"),
+    "password": os.environ.get("TEST_MYSQL_PASSWORD", ""),
+}
+POSTGRES = {
+    "host": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
+    "port": os.environ.get("TEST_PG_PORT", "5432"),
+    "user": os.environ.get("TEST_PG_USER", "postgres"),
+    "password": os.environ.get("TEST_PG_PASSWORD", ""),
+}
+CONFIG_KEYS = ("ENV_DIR", "ENV_FILE", "HOW_STARTED", "LOG_LEVEL", "JOB_NAMES", "CREATE_CSVS", "MAX_REQ_ATTEMPTS",
+               "NUM_ASYNC_WORKERS", "CANVAS", "ZOOM", "MIVIDEO", "UDW", "INVENTORY_DB")
+
+
+def _mysql_admin() -> pymysql.Connection:
+    return pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
+                           password=MYSQL["password"], autocommit=True)
+
+
+def create_mysql_database(prefix: str = "cit") -> dict[str, str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with _mysql_admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    return {**MYSQL, "dbname": name}
+
+
+def drop_mysql_database(params: dict[str, str]) -> None:
+    with _mysql_admin() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{params['dbname']}`")
+
+
+def create_pg_database(prefix: str = "udw") -> dict[str, str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return {**POSTGRES, "dbname": name}
+
+
+def drop_pg_database(params: dict[str, str]) -> None:
+    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{params["dbname"]}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No configuration leaks in from the developer's shell or between tests."""
+    for key in CONFIG_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    environ.get_env.cache_clear()
+    yield
+    environ.get_env.cache_clear()
+
+
+@pytest.fixture
+def inventory_db_params() -> Iterator[dict[str, str]]:
+    """A throwaway, empty MariaDB database (dropped afterwards)."""
+    params = create_mysql_database()
+    yield params
+    drop_mysql_database(params)
+
+
+@pytest.fixture
+def migrated_engine(inventory_db_params: dict[str, str]) -> Iterator[sa.Engine]:
+    """A throwaway MariaDB database with every migration applied."""
+    apply_migrations(inventory_db_params)
+    engine = create_inventory_engine(inventory_db_params)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def udw_db_params() -> Iterator[dict[str, str]]:
+    """A throwaway PostgreSQL database name (created empty, dropped afterwards)."""
+    params = create_pg_database()
+    yield params
+    drop_pg_database(params)
+
+
+def valid_config(inventory_db: dict[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+    """A complete, valid configuration (as parsed HJSON) for tests."""
+    config: dict[str, Any] = {
+        "LOG_LEVEL": "INFO",
+        "JOB_NAMES": ["COURSE_INVENTORY"],
+        "CREATE_CSVS": False,
+        "MAX_REQ_ATTEMPTS": 3,
+        "NUM_ASYNC_WORKERS": 8,
+        "CANVAS": {
+            "CANVAS_ACCOUNT_ID": 1, "CANVAS_TERM_IDS": [7], "ADD_COURSE_IDS": [],
+            "API_BASE_URL": "https://gateway.example.edu/um", "API_SCOPE_PREFIX": "aa/CanvasReadOnly",
+            "API_SUBSCRIPTION_NAME": "canvasreadonly", "API_CLIENT_ID": "client-id",
+            "API_CLIENT_SECRET": "gateway-secret", "CANVAS_URL": "https://canvas.example.edu",
+            "CANVAS_TOKEN": "canvas-token",
+        },
+        "MIVIDEO": {
+            "udp_service_account_json_filename": "sa.json", "default_last_timestamp": "2020-03-01T00:00:00+00:00",
+            "kaltura_partner_id": 123, "kaltura_user_secret": "kaltura-secret",
+        },
+        "UDW": {"host": "udw.example.edu", "port": "5432", "dbname": "udw", "user": "u", "password": "udw-pw"},
+        "INVENTORY_DB": dict(inventory_db or {**MYSQL, "dbname": "course_inventory_test"}),
+    }
+    config.update(overrides)
+    return config
+
+
+def write_config(directory: Path, config: dict[str, Any], name: str = "env.hjson") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return path
