@@ -1,0 +1,535 @@
+"""A small threaded HTTP/1.1 server for the simulators, with latency, faults, throttling and a cost model.
+
+Build an `App` (a router of handlers), wrap it in a `SimServer` and start it:
+
+    app = App()
+
+    @app.route("GET", "/api/v1/courses/{course_id:int}")
+    def course(request: Request, course_id: int) -> Response:
+        return json_response({"id": course_id}, records=1)
+
+    server = SimServer(app, name="canvas", options=ServerOptions(latency_ms=5)).start()
+    ...  # requests.get(f"{server.url}/api/v1/courses/1")
+    server.stop()
+
+Per request the server (1) sleeps the network latency (+ seeded jitter; not charged), (2) asks the throttle
+to admit the request's key (the app's `throttle_key` hook, by default its Bearer token), (3) draws a fault,
+(4) runs the handler, (5) sleeps the server time `overhead_ms + per_record_ms * records`, which is also
+the request's cost charged to the throttle and reported as `X-Request-Cost` (seconds). `SimServer.stats`
+counts everything; `stats.snapshot()` returns a plain dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from sandbox.faults import FaultKind, FaultOptions, FaultPlan
+from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND_BODY = {"errors": [{"message": "The specified resource does not exist."}]}
+_DOUBLE_SLASH = re.compile(r"/{2,}")
+
+
+class Headers(Mapping[str, str]):
+    """Read-only, case-insensitive header mapping (a repeated header keeps its last value)."""
+
+    def __init__(self, items: Iterator[tuple[str, str]] | list[tuple[str, str]] = ()) -> None:
+        self._items = {name.lower(): value for name, value in items}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __repr__(self) -> str:  # never show values: they may hold tokens
+        return f"Headers({sorted(self._items)})"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str                                  # no query string; repeated slashes collapsed
+    query: dict[str, list[str]]                # every value, in order
+    headers: Headers
+    body: bytes = b""
+    base_url: str = ""                         # scheme://host:port of the serving SimServer
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ValueError when it is not JSON)."""
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, list[str]]:
+        """The body parsed as application/x-www-form-urlencoded."""
+        return parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
+
+    def last(self, name: str, default: str | None = None) -> str | None:
+        """The last value of a query parameter (Rails: the last duplicate wins)."""
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def bearer_token(self) -> str | None:
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+
+    @property
+    def target(self) -> str:
+        """Path plus the query string as received (re-encoded)."""
+        return f"{self.path}?{urlencode(self.query, doseq=True)}" if self.query else self.path
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    records: int = 0                           # records served, for the cost model
+
+    @property
+    def is_json(self) -> bool:
+        return "json" in self.headers.get("Content-Type", "")
+
+
+def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None, records: int = 0) -> Response:
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    return Response(status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, records)
+
+
+def text_response(text: str, status: int = 200, headers: Mapping[str, str] | None = None, records: int = 0,
+                  content_type: str = "text/plain; charset=utf-8") -> Response:
+    return Response(status, text.encode(), {"Content-Type": content_type, **(headers or {})}, records)
+
+
+def html_response(html: str, status: int = 200, headers: Mapping[str, str] | None = None, records: int = 0) -> Response:
+    return text_response(html, status, headers, records, content_type="text/html; charset=utf-8")
+
+
+def not_found() -> Response:
+    return json_response(NOT_FOUND_BODY, status=404)
+
+
+Handler = Callable[..., Response]
+_CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "str": (r"[^/]+", str),
+    "int": (r"\d+", int),
+    "path": (r".+", str),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    regex: re.Pattern[str]
+    converters: dict[str, Callable[[str], Any]]
+    handler: Handler
+    faultable: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.pattern}"
+
+
+def _compile(pattern: str) -> tuple[re.Pattern[str], dict[str, Callable[[str], Any]]]:
+    converters: dict[str, Callable[[str], Any]] = {}
+    parts, last = [], 0
+    for match in re.finditer(r"\{(\w+)(?::(\w+))?\}", pattern):
+        name, kind = match.group(1), match.group(2) or "str"
+        regex, convert = _CONVERTERS[kind]
+        parts.append(re.escape(pattern[last:match.start()]))
+        parts.append(f"(?P<{name}>{regex})")
+        converters[name] = convert
+        last = match.end()
+    parts.append(re.escape(pattern[last:]))
+    return re.compile("".join(parts) + "/?"), converters
+
+
+def bearer_key(request: Request) -> str | None:
+    return request.bearer_token()
+
+
+class App:
+    """A router. Patterns use `{name}`, `{name:int}` or `{name:path}`; handlers get the request + params."""
+
+    def __init__(self, throttle_key: Callable[[Request], str | None] = bearer_key) -> None:
+        self.routes: list[Route] = []
+        self.throttle_key = throttle_key       # None = this request is not throttled
+
+    def route(self, method: str, pattern: str, *, faultable: bool = True) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add_route(method, pattern, handler, faultable=faultable)
+            return handler
+        return register
+
+    def add_route(self, method: str, pattern: str, handler: Handler, *, faultable: bool = True) -> None:
+        regex, converters = _compile(pattern)
+        self.routes.append(Route(method.upper(), pattern, regex, converters, handler, faultable))
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
+        for route in self.routes:
+            if route.method != method:
+                continue
+            found = route.regex.fullmatch(path)
+            if found:
+                return route, {k: route.converters[k](v) for k, v in found.groupdict().items()}
+        return None
+
+
+@dataclass(frozen=True)
+class CostModel:
+    overhead_ms: float = 40.0
+    per_record_ms: float = 0.1
+
+    def seconds(self, records: int) -> float:
+        return (self.overhead_ms + self.per_record_ms * records) / 1000.0
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 0                              # 0 = any free port
+    latency_ms: float = 0.0                    # network latency: slept, never charged
+    jitter_ms: float = 0.0                     # + uniform(0, jitter) per request
+    seed: int = 42
+    faults: FaultOptions = field(default_factory=FaultOptions)
+    throttle: ThrottleOptions = field(default_factory=ThrottleOptions)
+    cost: CostModel = field(default_factory=CostModel)
+    idle_timeout: float = 60.0                 # seconds a keep-alive connection may stay idle
+
+
+class Counters:
+    """Thread-safe request statistics of one server."""
+
+    def __init__(self, leak: float) -> None:
+        self._leak = leak
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests: Counter[str] = Counter()
+            self._statuses: Counter[str] = Counter()
+            self._faults: Counter[str] = Counter()
+            self._throttled = 0
+            self._handler_errors = 0
+            self._charged = 0.0
+            self._records = 0
+            self._in_flight = 0
+            self._peak_in_flight = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def request(self, endpoint: str) -> None:
+        with self._lock:
+            self._requests[endpoint] += 1
+
+    def throttled(self) -> None:
+        with self._lock:
+            self._throttled += 1
+            self._statuses["throttled"] += 1
+
+    def handler_error(self) -> None:
+        with self._lock:
+            self._handler_errors += 1
+
+    def fault(self, kind: FaultKind) -> None:
+        with self._lock:
+            self._faults[kind.value] += 1
+
+    def served(self, cost: float, records: int, status: int | None) -> None:
+        with self._lock:
+            self._charged += cost
+            self._records += records
+            self._statuses["reset" if status is None else str(status)] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain-data copy: requests per endpoint (route pattern), faults per kind, cost, bounds."""
+        with self._lock:
+            return {
+                "requests": sum(self._requests.values()),
+                "requests_by_endpoint": dict(self._requests),
+                "statuses": dict(self._statuses),
+                "throttled": self._throttled,
+                "faults": {kind.value: self._faults.get(kind.value, 0) for kind in FaultKind},
+                "handler_errors": self._handler_errors,
+                "records": self._records,
+                "charged_cost_s": round(self._charged, 6),
+                # The least wall time the throttle allows for this much work at this leak rate.
+                "throttle_bound_s": round(self._charged / self._leak, 6),
+                "in_flight": self._in_flight,
+                "peak_in_flight": self._peak_in_flight,
+            }
+
+
+class SimServer:
+    """Serves an App on a ThreadingHTTPServer in a background thread."""
+
+    def __init__(self, app: App, *, name: str = "sim", options: ServerOptions | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.name = name
+        self.options = options or ServerOptions()
+        self.stats = Counters(leak=self.options.throttle.leak)
+        self.throttle = LeakyBucketThrottle(self.options.throttle, clock)
+        self.faults = FaultPlan(self.options.faults, self.options.seed)
+        self._rng = random.Random(self.options.seed)
+        self._rng_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ----
+    def start(self) -> SimServer:
+        if self._httpd is not None:
+            raise RuntimeError(f"{self.name} already started")
+        self._stopping.clear()
+        self._httpd = _HTTPServer((self.options.host, self.options.port), _Handler, self)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"sim-{self.name}", daemon=True)
+        self._thread.start()
+        logger.info("%s simulator listening on %s", self.name, self.url)
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._stopping.set()                   # wakes handlers sleeping in a slow fault
+        self._httpd.shutdown()
+        self._httpd.close_connections()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd, self._thread = None, None
+        logger.info("%s simulator stopped", self.name)
+
+    def __enter__(self) -> SimServer:
+        return self.start() if self._httpd is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError(f"{self.name} is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # ---- request pipeline (called from handler threads) ----
+    def serve(self, request: Request) -> Response | None:
+        """Produce the response for a request, or None to drop the connection (a `reset` fault)."""
+        self._sleep(self._network_delay())
+        matched = self.app.match(request.method, request.path)
+        route, params = matched if matched else (None, {})
+        self.stats.request(route.name if route else "unmatched")
+        key = self.app.throttle_key(request) if self.options.throttle.enabled else None
+        ticket = self.throttle.begin(key) if key is not None else None
+        if key is not None and ticket is None:
+            self.stats.throttled()
+            return self._refusal()
+        fault = None
+        if route is not None and route.faultable:
+            fault = self.faults.decide(_logical_key(request))
+        response = self._respond(route, params, request, fault)
+        if fault is FaultKind.BAD_JSON:
+            if response is not None and response.is_json:
+                response = _corrupt(response)
+            else:
+                fault = None                   # only JSON bodies can be corrupted this way
+        if fault is not None:
+            self.stats.fault(fault)
+        cost = self.options.cost.seconds(response.records if response else 0)
+        self._sleep(cost)
+        if fault is FaultKind.SLOW:
+            self._sleep(self.options.faults.slow_seconds)
+        if ticket is not None:
+            remaining = self.throttle.finish(ticket, cost)
+            if response is not None:
+                response.headers["X-Request-Cost"] = f"{cost:.6f}"
+                response.headers["X-Rate-Limit-Remaining"] = f"{remaining:.3f}"
+        self.stats.served(cost, response.records if response else 0, response.status if response else None)
+        return response
+
+    def _respond(self, route: Route | None, params: dict[str, Any], request: Request,
+                 fault: FaultKind | None) -> Response | None:
+        if fault is FaultKind.RESET:
+            return None
+        if fault is FaultKind.HTTP500:
+            return json_response({"errors": [{"message": "An error occurred."}]}, status=500)
+        if fault is FaultKind.HTTP502_503:
+            status = (502, 503)[self.faults.variant(_logical_key(request), fault, 2)]
+            phrase = HTTPStatus(status).phrase
+            return html_response(f"<html><body><h1>{status} {phrase}</h1></body></html>", status=status)
+        if route is None:
+            return not_found()
+        try:
+            return route.handler(request, **params)
+        except Exception:                      # a simulator bug: answer 500, count it, keep serving
+            logger.exception("%s handler %s failed", self.name, route.name)
+            self.stats.handler_error()
+            return json_response({"errors": [{"message": "simulator handler error"}]}, status=500)
+
+    def _refusal(self) -> Response:
+        options = self.options.throttle
+        return Response(options.status, options.refusal_body(),
+                        {"Content-Type": "text/plain; charset=utf-8", "X-Rate-Limit-Remaining": "0.0"})
+
+    def _network_delay(self) -> float:
+        jitter = 0.0
+        if self.options.jitter_ms > 0:
+            with self._rng_lock:
+                jitter = self._rng.uniform(0, self.options.jitter_ms)
+        return (self.options.latency_ms + jitter) / 1000.0
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+def _logical_key(request: Request) -> str:
+    query = urlencode(sorted((k, v) for k, values in request.query.items() for v in values))
+    body = hashlib.blake2b(request.body, digest_size=8).hexdigest() if request.body else ""
+    return f"{request.method} {request.path}?{query}#{body}"
+
+
+def _corrupt(response: Response) -> Response:
+    # A strict prefix of a JSON object/array is never valid JSON; Content-Length matches the short body.
+    cut = max(1, len(response.body) // 2)
+    return Response(200, response.body[:cut], dict(response.headers), response.records)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False                     # stop() must not wait for idle keep-alive connections
+    request_queue_size = 256
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimServer) -> None:
+        self.sim = sim
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"              # keep-alive; every response has a Content-Length
+    disable_nagle_algorithm = True             # headers and body go out in two writes: avoid 40 ms ACK stalls
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.sim.options.idle_timeout)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+    def _dispatch(self) -> None:
+        sim = self.server.sim
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400, "bad request body")
+            return
+        split = urlsplit(self.path)
+        request = Request(
+            method=self.command,
+            path=_DOUBLE_SLASH.sub("/", split.path) or "/",
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers=Headers(list(self.headers.items())),
+            body=body,
+            base_url=sim.url,
+        )
+        sim.stats.enter()
+        try:
+            response = sim.serve(request)
+            if response is None:
+                self._reset()
+            else:
+                self._write(response)
+        except (BrokenPipeError, ConnectionResetError):
+            logger.debug("%s: client went away", sim.name)   # e.g. it timed out during a slow fault
+            self.close_connection = True
+        finally:
+            sim.stats.leave()
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():   # trailers
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _write(self, response: Response) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _reset(self) -> None:
+        # SO_LINGER 0 turns close() into a TCP RST: the client sees "connection reset by peer".
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from http.server
+        logger.debug("%s %s", self.address_string(), format % args)
