@@ -119,17 +119,22 @@ def _describe(error: jsonschema.ValidationError, not_json: set[str]) -> str:
         if top in not_json:
             message += f" (the environment variable {top} is not valid JSON)"
         return message
+    if kind == "additionalProperties":
+        return f"{path}: unknown key(s) {_extra_keys(error)}"
+    if kind == "pattern":
+        return f"{path}: {_pattern_hint(path)}"
     messages = {
-        "format": f"{path}: is not a valid {expected}",
-        "enum": f"{path}: must be one of {', '.join(map(str, expected))}",
-        "minimum": f"{path}: must be at least {expected}",
-        "maximum": f"{path}: must be at most {expected}",
-        "minItems": f"{path}: must have at least {expected} item(s)",
-        "minLength": f"{path}: must not be empty",
-        "pattern": f"{path}: {_pattern_hint(path)}",
-        "additionalProperties": f"{path}: unknown key(s) {_extra_keys(error)}",
+        "format": "is not a valid {}",
+        "enum": "must be one of {}",
+        "minimum": "must be at least {}",
+        "maximum": "must be at most {}",
+        "minItems": "must have at least {} item(s)",
+        "minLength": "must not be empty",
     }
-    return messages.get(kind, f"{path}: fails the '{kind}' rule of the schema")
+    if kind in messages:
+        shown = ", ".join(map(str, expected)) if kind == "enum" else expected
+        return f"{path}: {messages[kind].format(shown)}"
+    return f"{path}: fails the '{kind}' rule of the schema"
 
 
 def _article(type_name: str) -> str:

@@ -37,8 +37,10 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     """(Re)configure the root logger; safe to call twice (once before and once after reading config)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        root.removeHandler(handler)
+        if getattr(handler, "course_inventory", False):  # leave handlers others installed (e.g. pytest's)
+            root.removeHandler(handler)
     handler = logging.StreamHandler()
+    handler.course_inventory = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RedactSecrets(secrets))
     root.addHandler(handler)

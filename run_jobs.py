@@ -66,7 +66,8 @@ def prepare_database(db_params: Mapping[str, str]) -> sa.Engine:
     try:
         apply_migrations(db_params)
     except Exception as exc:  # yoyo raises driver errors and its own LockTimeout
-        raise DatabaseUnavailableError(f"migrating the inventory database failed: {type(exc).__name__}: {exc}") from None
+        reason = f"{type(exc).__name__}: {exc}"
+        raise DatabaseUnavailableError(f"migrating the inventory database failed: {reason}") from None
     return create_inventory_engine(db_params)
 
 

@@ -123,9 +123,14 @@ def insert_new_rows(engine: sa.Engine, table: str, df: pd.DataFrame) -> int:
 
 def insert_new_rows_many(engine: sa.Engine, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
     """insert_new_rows for several tables in one transaction (e.g. entries and their course links)."""
+    inserted = {}
     with _transaction(engine, "insert", list(frames)) as conn:
-        # With ON DUPLICATE KEY UPDATE a no-op, MySQL counts 1 per inserted row and 0 per duplicate.
-        return {table: _insert_frame(conn, table, df, ignore_duplicates=True) for table, df in frames.items()}
+        for table, df in frames.items():
+            # Count inside the transaction: the driver reports matched (not inserted) rows for duplicates.
+            before = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar()
+            _insert_frame(conn, table, df, ignore_duplicates=True)
+            inserted[table] = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() - before
+    return inserted
 
 
 def max_value(engine: sa.Engine, table: str, column: str) -> Any:

@@ -87,11 +87,41 @@ def inventory_db_params() -> Iterator[dict[str, str]]:
     drop_mysql_database(params)
 
 
+@pytest.fixture(scope="session")
+def migrated_template() -> Iterator[dict[str, str]]:
+    """One database migrated by the real migrations per session; tests get copies of it."""
+    params = create_mysql_database("tpl")
+    apply_migrations(params)
+    yield params
+    drop_mysql_database(params)
+
+
+def clone_schema(template: dict[str, str], target: dict[str, str]) -> None:
+    """Copy every table definition (foreign keys included) and yoyo's bookkeeping rows."""
+    with _mysql_admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (template["dbname"],))
+        tables = [row[0] for row in cur.fetchall()]
+        cur.execute(f"USE `{target['dbname']}`")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for table in tables:
+            cur.execute(f"SHOW CREATE TABLE `{template['dbname']}`.`{table}`")
+            cur.execute(cur.fetchone()[1])
+            if table.startswith(("_yoyo", "yoyo")):
+                cur.execute(f"INSERT INTO `{table}` SELECT * FROM `{template['dbname']}`.`{table}`")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+
+
 @pytest.fixture
-def migrated_engine(inventory_db_params: dict[str, str]) -> Iterator[sa.Engine]:
-    """A throwaway MariaDB database with every migration applied."""
-    apply_migrations(inventory_db_params)
-    engine = create_inventory_engine(inventory_db_params)
+def migrated_db_params(inventory_db_params: dict[str, str], migrated_template: dict[str, str]) -> dict[str, str]:
+    """A throwaway MariaDB database with every migration applied (a copy of the session's template)."""
+    clone_schema(migrated_template, inventory_db_params)
+    return inventory_db_params
+
+
+@pytest.fixture
+def migrated_engine(migrated_db_params: dict[str, str]) -> Iterator[sa.Engine]:
+    engine = create_inventory_engine(migrated_db_params)
     yield engine
     engine.dispose()
 

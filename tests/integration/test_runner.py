@@ -1,0 +1,152 @@
+"""run_jobs.py end to end with small real jobs, a real MariaDB and real configuration files."""
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import run_jobs
+from db.availability import wait_for_database
+from db.job_runs import record_job_run
+from tests.conftest import valid_config, write_config
+from vocab import DatabaseUnavailableError, DataSourceStatus, ValidDataSourceName
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = {
+    "COURSE_INVENTORY": "tests.jobs_for_tests.succeeding_job",
+    "MIVIDEO": "tests.jobs_for_tests.kaltura_job",
+    "CANVAS_ZOOM_MEETINGS": "tests.jobs_for_tests.failing_job",
+    "CRASHER": "tests.jobs_for_tests.crashing_job",
+    "CARELESS": "tests.jobs_for_tests.careless_job",
+}
+
+
+@pytest.fixture
+def config_dir(tmp_path, inventory_db_params, monkeypatch):
+    write_config(tmp_path, valid_config(inventory_db_params, JOB_NAMES=["course_inventory", "MIVIDEO"]))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    return tmp_path
+
+
+def rows(params, sql):
+    engine = sa.create_engine(f"mysql+pymysql://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}")
+    with engine.connect() as conn:
+        result = conn.execute(sa.text(sql)).all()
+    engine.dispose()
+    return result
+
+
+def test_jobs_run_in_order_and_are_recorded(config_dir, inventory_db_params):
+    assert run_jobs.main([], registry=REGISTRY) == 0
+    runs = rows(inventory_db_params, "SELECT id, job_name FROM job_run ORDER BY id")
+    assert [name for _, name in runs] == ["COURSE_INVENTORY", "MIVIDEO"]
+    statuses = rows(inventory_db_params, "SELECT data_source_name, data_updated_at, job_run_id FROM data_source_status")
+    by_run = {run_id: sorted(name for name, _, rid in statuses if rid == run_id) for run_id, _ in runs}
+    assert by_run == {runs[0][0]: ["CANVAS_API", "UNIZIN_DATA_WAREHOUSE"], runs[1][0]: ["KALTURA_API"]}
+    assert (datetime(2020, 1, 15, 4, 12, 33) in {updated for _, updated, _ in statuses})
+
+
+def test_a_failed_job_is_isolated_and_not_recorded(config_dir, inventory_db_params, caplog):
+    code = run_jobs.main(["--jobs", "CANVAS_ZOOM_MEETINGS", "CRASHER", "MIVIDEO"], registry=REGISTRY)
+    assert code == 1
+    assert rows(inventory_db_params, "SELECT job_name FROM job_run") == [("MIVIDEO",)]
+    assert "job CANVAS_ZOOM_MEETINGS failed" in caplog.text and "Canvas answered 503" in caplog.text
+    assert "ZeroDivisionError" in caplog.text  # a bug keeps its traceback
+
+
+def test_jobs_option_overrides_job_names_case_insensitively(config_dir, inventory_db_params):
+    assert run_jobs.main(["--jobs", "mivideo"], registry=REGISTRY) == 0
+    assert rows(inventory_db_params, "SELECT job_name FROM job_run") == [("MIVIDEO",)]
+
+
+def test_unknown_job_on_the_command_line_is_a_usage_error(config_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        run_jobs.main(["--jobs", "GRADES"], registry=REGISTRY)
+    assert info.value.code == 2 and "unknown job name(s): GRADES" in capsys.readouterr().err
+
+
+def test_list_jobs_and_help():
+    result = subprocess.run([sys.executable, "run_jobs.py", "--list-jobs"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    assert "COURSE_INVENTORY" in result.stdout and "online_meetings.canvas_zoom_meetings.main" in result.stdout
+    help_text = subprocess.run([sys.executable, "run_jobs.py", "--help"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60).stdout
+    for option in ("--jobs", "--list-jobs", "--check-config", "--log-level"):
+        assert option in help_text
+
+
+def test_check_config_migrates_and_runs_nothing(config_dir, inventory_db_params):
+    assert run_jobs.main(["--check-config"], registry=REGISTRY) == 0
+    assert rows(inventory_db_params, "SELECT COUNT(*) FROM job_run") == [(0,)]
+    assert rows(inventory_db_params, "SELECT COUNT(*) FROM _yoyo_migration")[0][0] > 18
+
+
+def test_unreachable_database_exits_2_with_a_clear_message(tmp_path, monkeypatch, caplog):
+    params = {"host": "127.0.0.1", "port": "1", "dbname": "x", "user": "root", "password": "db-secret-pw"}
+    write_config(tmp_path, valid_config(params))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    assert run_jobs.main([], registry=REGISTRY) == 2
+    assert "cannot use the inventory database root@127.0.0.1:1/x" in caplog.text
+    assert "db-secret-pw" not in caplog.text
+
+
+def test_database_is_created_when_missing(tmp_path, monkeypatch, inventory_db_params):
+    from tests.conftest import drop_mysql_database
+    drop_mysql_database(inventory_db_params)
+    write_config(tmp_path, valid_config(inventory_db_params))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    assert run_jobs.main(["--jobs", "MIVIDEO"], registry=REGISTRY) == 0
+
+
+def test_wait_for_database_gives_up_after_the_timeout():
+    waits = []
+    params = {"host": "127.0.0.1", "port": "1", "dbname": "x", "user": "root", "password": ""}
+    with pytest.raises(DatabaseUnavailableError, match="did not become available within 7s"):
+        wait_for_database(params, timeout=7, interval=3, sleep=waits.append)
+    assert waits and set(waits) == {3}
+
+
+def test_concurrent_recordings_link_statuses_to_their_own_run(migrated_engine):
+    names = list(ValidDataSourceName)
+
+    def record(index):
+        status = DataSourceStatus(names[index % len(names)])
+        now = datetime.now(UTC)
+        for _ in range(5):
+            record_job_run(migrated_engine, f"JOB_{index % len(names)}", now, now, [status])
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with migrated_engine.connect() as conn:
+        linked = conn.execute(sa.text(
+            "SELECT j.job_name, s.data_source_name FROM data_source_status s JOIN job_run j ON j.id = s.job_run_id"
+        )).all()
+    assert len(linked) == 50
+    assert all(job == f"JOB_{names.index(ValidDataSourceName[source])}" for job, source in linked)
+
+
+def test_secrets_never_reach_the_output_even_at_debug(tmp_path, inventory_db_params):
+    secrets = {"CANVAS_TOKEN": "tok-7f3e9c1d2b", "API_CLIENT_SECRET": "gw-secret-91ab77",
+               "kaltura_user_secret": "kal-secret-55aa0e"}
+    config = valid_config(inventory_db_params, LOG_LEVEL="DEBUG", JOB_NAMES=["COURSE_INVENTORY"])
+    config["CANVAS"].update({k: v for k, v in secrets.items() if k != "kaltura_user_secret"})
+    config["MIVIDEO"]["kaltura_user_secret"] = secrets["kaltura_user_secret"]
+    config["UDW"]["password"] = "udw-pass-3c3c3c"
+    write_config(tmp_path, config)
+    script = ("import sys, run_jobs; sys.exit(run_jobs.main(['--jobs', 'CARELESS', 'COURSE_INVENTORY'], "
+              f"registry={REGISTRY!r}))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"ENV_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "job CARELESS failed" in output and "DEBUG" in output  # it really ran at DEBUG
+    for secret in [*secrets.values(), "udw-pass-3c3c3c"]:
+        assert secret not in output
