@@ -1,0 +1,121 @@
+"""What the inventory tables must hold after a correct COURSE_INVENTORY run (SPEC §7).
+
+Derived from the generated university with the Canvas rules in `sandbox.university` only — never
+with product code — so tests can compare the product's output with it row for row.
+Datetimes are naive UTC (the inventory database's convention); SIS ids are text or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.university import Course, University
+
+# The fixed column contract of each inventory table, in load order (parents first).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "term": ("canvas_id", "name", "sis_id", "start_at", "end_at"),
+    "account": ("canvas_id", "name", "sis_id"),
+    "course": ("canvas_id", "sis_id", "name", "account_id", "term_id", "created_at", "published_at",
+               "workflow_state"),
+    "course_section": ("canvas_id", "name", "sis_id"),
+    "enrollment": ("canvas_id", "course_id", "course_section_id", "user_id", "workflow_state", "role_type"),
+    "canvas_course_usage": ("course_id", "views", "participations", "date"),
+}
+
+# `enrollment_type[]` the job asks the accounts/courses listing for.
+LISTED_ENROLLMENT_TYPES = frozenset({"student", "teacher"})
+
+
+def expected_inventory(u: University, term_ids: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+    """Rows of every inventory table, each table sorted by its natural key."""
+    unknown = [t for t in term_ids if t not in u.term_by_id]
+    if unknown:
+        raise ValueError(f"terms not in the university: {unknown}")
+    courses = kept_courses(u, term_ids)
+    enrollments = [e for c in courses for e in u.graphql_enrollments(c.id)]
+    section_ids = sorted({e.section_id for e in enrollments})
+    account_ids = sorted({c.account_id for c in courses})
+    return {
+        "term": [_term_row(u, t) for t in sorted(set(term_ids))],
+        "account": [_account_row(u, a) for a in account_ids],
+        "course": [_course_row(u, c) for c in courses],
+        "course_section": [_section_row(u, s) for s in section_ids],
+        "enrollment": [
+            {"canvas_id": e.id, "course_id": e.course_id, "course_section_id": e.section_id,
+             "user_id": e.user_id, "workflow_state": e.state, "role_type": e.type}
+            for e in sorted(enrollments, key=lambda e: e.id)
+        ],
+        "canvas_course_usage": _usage_rows(u, courses),
+    }
+
+
+def kept_courses(u: University, term_ids: Iterable[int]) -> list[Course]:
+    """Courses the accounts/courses listing returns for those terms, with total_students > 0, by id."""
+    wanted_terms = set(term_ids)
+    subtree = u.subaccount_ids.get(u.root_account_id, frozenset())
+    return sorted(
+        (c for c in u.courses
+         if c.term_id in wanted_terms
+         and c.workflow_state != "deleted"
+         and c.account_id in subtree
+         and u.has_enrollment_of_type(c.id, set(LISTED_ENROLLMENT_TYPES))
+         and u.total_students(c.id) > 0),
+        key=lambda c: c.id,
+    )
+
+
+def published_at(u: University, course: Course) -> datetime | None:
+    """created_at of the newest "published" audit event of an available course, else None (tz-aware)."""
+    if course.workflow_state != "available":
+        return None
+    for event in u.audit_by_course.get(course.id, []):   # newest first
+        if event.event_type == "published":
+            return event.created_at
+    return None
+
+
+def rows_as_sorted_tuples(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Rows projected on `columns` and sorted (None before any value), for row-for-row comparison."""
+    projected = [tuple(row[column] for column in columns) for row in rows]
+    return sorted(projected, key=lambda values: tuple((v is not None, v) for v in values))
+
+
+def naive_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _term_row(u: University, term_id: int) -> dict[str, Any]:
+    term = u.term_by_id[term_id]
+    return {"canvas_id": term.id, "name": term.name, "sis_id": term.sis_term_id,
+            "start_at": naive_utc(term.start_at), "end_at": naive_utc(term.end_at)}
+
+
+def _account_row(u: University, account_id: int) -> dict[str, Any]:
+    account = u.account_by_id[account_id]
+    return {"canvas_id": account.id, "name": account.name, "sis_id": account.sis_account_id}
+
+
+def _course_row(u: University, course: Course) -> dict[str, Any]:
+    return {"canvas_id": course.id, "sis_id": course.sis_course_id, "name": course.name,
+            "account_id": course.account_id, "term_id": course.term_id,
+            "created_at": naive_utc(course.created_at), "published_at": naive_utc(published_at(u, course)),
+            "workflow_state": course.workflow_state}
+
+
+def _section_row(u: University, section_id: int) -> dict[str, Any]:
+    section = u.section_by_id[section_id]
+    return {"canvas_id": section.id, "name": section.name, "sis_id": section.sis_source_id}
+
+
+def _usage_rows(u: University, courses: Sequence[Course]) -> list[dict[str, Any]]:
+    rows: dict[tuple[int, Any], dict[str, Any]] = {}
+    for course in courses:
+        if course.workflow_state != "available":
+            continue
+        for day in u.activity_by_course.get(course.id, []):
+            # The job removes duplicate (course, date) rows; keep the first like it does.
+            rows.setdefault((course.id, day.date), {"course_id": course.id, "views": day.views,
+                                                    "participations": day.participations, "date": day.date})
+    return [rows[key] for key in sorted(rows)]
