@@ -1,0 +1,128 @@
+"""Canvas GraphQL simulator: schema validation, paging across pages, aliases, errors, auth, cost records."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from sandbox.canvas_rest import CanvasOptions, build_canvas_app
+from sandbox.httpserver import CostModel, ServerOptions, SimServer
+from tests.sandbox.test_canvas_rest import TOKEN, tiny_university
+
+QUERY = """
+query Enrollments($courseID: ID!, $size: Int, $cursor: String) {
+  course(id: $courseID) {
+    _id
+    name
+    enrollmentsConnection(first: $size, after: $cursor) {
+      nodes { _id state type section { _id name } user { _id name } course { _id name } }
+      pageInfo { endCursor hasNextPage }
+    }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def university():
+    return tiny_university()
+
+
+@pytest.fixture(scope="module")
+def canvas(university):
+    app, _ = build_canvas_app(university, CanvasOptions(tokens=frozenset({TOKEN})))
+    options = ServerOptions(cost=CostModel(overhead_ms=0, per_record_ms=0))
+    with SimServer(app, name="canvas", options=options) as server:
+        yield server
+
+
+def post(server: SimServer, payload: dict, token: str | None = TOKEN) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.post(f"{server.url}/api/graphql", json=payload, headers=headers, timeout=10)
+
+
+def fetch_all(server: SimServer, course_id: str, size: int) -> tuple[list[dict], int]:
+    nodes, cursor, pages = [], "", 0
+    while True:
+        data = post(server, {"query": QUERY, "variables": {"courseID": course_id, "size": size, "cursor": cursor}})
+        connection = data.json()["data"]["course"]["enrollmentsConnection"]
+        nodes += connection["nodes"]
+        pages += 1
+        if not connection["pageInfo"]["hasNextPage"]:
+            return nodes, pages
+        cursor = connection["pageInfo"]["endCursor"]
+
+
+def test_paging_across_pages_returns_every_non_deleted_enrollment_once(canvas, university):
+    nodes, pages = fetch_all(canvas, "101", 75)
+    expected = university.graphql_enrollments(101)
+    assert [n["_id"] for n in nodes] == [str(e.id) for e in expected]
+    assert pages == -(-len(expected) // 75)
+    first = nodes[0]
+    enrollment = expected[0]
+    assert first["state"] == enrollment.state and first["type"] == enrollment.type
+    assert first["section"] == {"_id": str(enrollment.section_id),
+                                "name": university.section_by_id[enrollment.section_id].name}
+    assert first["user"]["_id"] == str(enrollment.user_id) and first["course"]["_id"] == "101"
+
+
+def test_first_is_capped_at_100(canvas, university):
+    connection = post(canvas, {"query": QUERY, "variables": {"courseID": "101", "size": 500}}).json()[
+        "data"]["course"]["enrollmentsConnection"]
+    assert len(connection["nodes"]) == 100 and connection["pageInfo"]["hasNextPage"] is True
+
+
+def test_aliases_fetch_several_courses_and_records_count_nodes(canvas, university):
+    query = """{
+      a: course(id: "101") { _id enrollmentsConnection(first: 10) { nodes { _id } } }
+      b: course(id: "102") { _id enrollmentsConnection(first: 10) { edges { cursor node { _id } } } }
+      c: course(id: "424242") { _id }
+    }"""
+    before = canvas.stats.snapshot()["records"]
+    data = post(canvas, {"query": query}).json()["data"]
+    assert data["a"]["_id"] == "101" and len(data["a"]["enrollmentsConnection"]["nodes"]) == 10
+    expected_b = university.graphql_enrollments(102)
+    assert [e["node"]["_id"] for e in data["b"]["enrollmentsConnection"]["edges"]] == [str(e.id) for e in expected_b]
+    assert data["c"] is None                                  # unknown course -> null, not an error
+    assert canvas.stats.snapshot()["records"] - before == 2 + 10 + len(expected_b)
+
+
+def test_filter_by_states(canvas, university):
+    query = """{ course(id: "101") { enrollmentsConnection(filter: {states: [deleted, completed]}) {
+                 nodes { _id state } } } }"""
+    nodes = post(canvas, {"query": query}).json()["data"]["course"]["enrollmentsConnection"]["nodes"]
+    expected = university.graphql_enrollments(101, {"deleted", "completed"})
+    assert expected and [n["_id"] for n in nodes] == [str(e.id) for e in expected]
+
+
+@pytest.mark.parametrize("query", [
+    "{ course(id: \"101\") { _id ",                              # parse error
+    "{ course(id: \"101\") { noSuchField } }",                   # validation error
+    "{ course(id: 101) { enrollmentsConnection(first: \"x\") { nodes { _id } } } }",
+])
+def test_invalid_queries_get_errors_and_no_data(canvas, query):
+    got = post(canvas, {"query": query})
+    assert got.status_code == 200
+    body = got.json()
+    assert "data" not in body and body["errors"] and "message" in body["errors"][0]
+
+
+def test_variable_errors_and_bad_cursor(canvas):
+    body = post(canvas, {"query": QUERY, "variables": {"size": 5}}).json()   # courseID missing
+    assert "data" not in body and body["errors"]
+    body = post(canvas, {"query": QUERY, "variables": {"courseID": "101", "cursor": "!!"}}).json()
+    assert body["data"]["course"]["enrollmentsConnection"] is None
+    assert "Invalid cursor" in body["errors"][0]["message"]
+
+
+def test_auth_401s_and_body_token(canvas):
+    missing = post(canvas, {"query": "{ course(id: \"101\") { _id } }"}, token=None)
+    assert missing.status_code == 401 and missing.json()["status"] == "unauthenticated"
+    assert post(canvas, {"query": "{ course(id: \"101\") { _id } }"}, token="bad").status_code == 401
+    in_body = post(canvas, {"query": "{ course(id: \"101\") { _id } }", "access_token": TOKEN}, token=None)
+    assert in_body.json() == {"data": {"course": {"_id": "101"}}}
+
+
+def test_relay_id_is_accepted(canvas):
+    relay = post(canvas, {"query": "{ course(id: \"101\") { id } }"}).json()["data"]["course"]["id"]
+    assert post(canvas, {"query": f"{{ course(id: \"{relay}\") {{ _id }} }}"}).json()["data"]["course"]["_id"] == "101"
