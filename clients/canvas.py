@@ -129,8 +129,9 @@ class GatewayAuth:
         with self._lock:   # one fetch at a time; other threads wait for its result
             if self._token is None or self._clock() >= self._renew_at:
                 self._token, lifetime = self._fetch()
-                # Renew a little early: 10% of the lifetime, between 5 s and 60 s.
-                self._renew_at = self._clock() + lifetime - max(5.0, min(60.0, lifetime / 10))
+                # Renew a little early: 10% of the lifetime, between 5 s and 60 s, but never before half of it.
+                margin = min(max(5.0, lifetime / 10), 60.0, lifetime / 2)
+                self._renew_at = self._clock() + lifetime - margin
             return self._token
 
     def invalidate(self, token: str) -> None:

@@ -215,14 +215,20 @@ class ClientStats:
 class AdaptiveLimiter:
     """Bounds requests in flight for one token, between 1 and `ceiling`.
 
-    Two signals, the tighter wins:
-    - AIMD: +1 per success while ramping up (slow start), then +1/limit; halved on a throttled refusal, at most
-      once per congestion event (refusals of requests started before the last cut do not cut again).
-    - Headroom (Canvas's leaky bucket, protocol-notes C.4): a request is refused when the bucket is at the
-      high-water mark when it starts, and each request in flight reserves `up_front_cost`. A response reporting
-      `remaining` leaves room for floor(remaining / up_front_cost) more requests besides the others in flight;
-      one reservation is kept spare because the bucket may fill further before the next request starts.
+    Canvas's throttle (protocol-notes C.4) refuses a request when the bucket is at the high-water mark as it
+    starts, and every request in flight reserves `up_front_cost` of it. Responses report `remaining`, but only as
+    it was when they left the server: requests sent since are not in it. So the limiter keeps the reservations
+    of everything in flight below the reported remaining, with hysteresis:
+    - in_flight × up_front < remaining (or no header, e.g. behind a gateway): +1, if the limit is in use;
+    - in_flight × up_front > remaining + 2 × up_front: -1; in between: hold;
+    - a throttled refusal: halve.
+    Each change waits for a response to a request started after the previous change (about one round trip),
+    so a signal that predates a change cannot move the limit twice; a burst of refusals cuts only once.
+    On an empty Canvas bucket this settles around 6-7 requests in flight (12 would fill it), and lower as the
+    bucket fills.
     """
+
+    SHRINK_MARGIN = 2.0             # in reservations
 
     def __init__(self, ceiling: int, *, name: str = "limiter", initial: int | None = None,
                  up_front_cost: float = 50.0, decrease: float = 0.5) -> None:
@@ -231,69 +237,75 @@ class AdaptiveLimiter:
         self.name, self.ceiling = name, ceiling
         self._up_front, self._decrease = up_front_cost, decrease
         self._cond = threading.Condition()
-        self._aimd = float(min(ceiling, initial if initial is not None else max(1, (ceiling + 1) // 2)))
-        self._headroom: int | None = None
-        self._slow_start = True
-        self._epoch = 0
+        # Start small: the bucket may already be busy with another job using the same token.
+        self._limit = max(1, min(ceiling, initial if initial is not None else 4))
+        self._generation = 0        # bumped by every change of the limit
+        self._cuts = 0              # bumped by every cut after a refusal
         self._in_flight = 0
+        self._peak = 0
 
     @property
     def limit(self) -> int:
         with self._cond:
-            return self._limit()
+            return self._limit
 
     @property
     def in_flight(self) -> int:
         with self._cond:
             return self._in_flight
 
-    def _limit(self) -> int:
-        bound = int(self._aimd) if self._headroom is None else min(int(self._aimd), self._headroom)
-        return max(1, min(self.ceiling, bound))
+    @property
+    def peak_in_flight(self) -> int:
+        with self._cond:
+            return self._peak
 
     @contextmanager
     def slot(self) -> Iterator[_Slot]:
         """Block until a request may start; the caller reports the response through the slot."""
         with self._cond:
-            while self._in_flight >= self._limit():
+            while self._in_flight >= self._limit:
                 self._cond.wait()
             self._in_flight += 1
-            epoch = self._epoch
+            self._peak = max(self._peak, self._in_flight)
+            started = (self._generation, self._cuts)
         try:
-            yield _Slot(self, epoch)
+            yield _Slot(self, started)
         finally:
             with self._cond:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def _observe(self, epoch: int, *, remaining: float | None, throttled: bool) -> None:
+    def _observe(self, started: tuple[int, int], *, remaining: float | None, throttled: bool) -> None:
+        generation, cuts = started
         with self._cond:
-            before = self._limit()
+            before = self._limit
             if throttled:
-                self._headroom = None   # a refusal reports remaining 0 whatever is in flight: no information
-                if epoch == self._epoch:
-                    self._aimd = max(1.0, min(self._aimd, float(before)) * self._decrease)
-                    self._slow_start = False
-                    self._epoch += 1
-                    logger.warning("%s throttled: concurrency %d -> %d", self.name, before, self._limit())
-                return
-            if remaining is not None:
-                others = self._in_flight - 1
-                self._headroom = max(1, others + int(remaining // self._up_front) - 1)
-            step = 1.0 if self._slow_start else 1.0 / self._aimd
-            self._aimd = min(float(self.ceiling), self._aimd + step)
-            if self._limit() > before:
+                if cuts == self._cuts:   # refusals of requests sent before the last cut are old news
+                    self._limit = max(1, int(before * self._decrease))
+                    self._cuts += 1
+                    logger.warning("%s throttled: concurrency %d -> %d", self.name, before, self._limit)
+            elif generation != self._generation:
+                return                   # sent before the last change: that change already accounted for it
+            elif remaining is not None and self._in_flight * self._up_front > \
+                    remaining + self.SHRINK_MARGIN * self._up_front:
+                self._limit = max(1, before - 1)
+            elif (remaining is None or self._in_flight * self._up_front < remaining) \
+                    and self._in_flight >= before - 1:
+                self._limit = min(self.ceiling, before + 1)
+            if self._limit != before:
+                self._generation += 1
+                logger.debug("%s concurrency %d -> %d", self.name, before, self._limit)
                 self._cond.notify_all()
 
 
 class _Slot:
-    __slots__ = ("_limiter", "_epoch")
+    __slots__ = ("_limiter", "_started")
 
-    def __init__(self, limiter: AdaptiveLimiter, epoch: int) -> None:
-        self._limiter, self._epoch = limiter, epoch
+    def __init__(self, limiter: AdaptiveLimiter, started: tuple[int, int]) -> None:
+        self._limiter, self._started = limiter, started
 
     def observe(self, *, remaining: float | None, throttled: bool) -> None:
-        self._limiter._observe(self._epoch, remaining=remaining, throttled=throttled)
+        self._limiter._observe(self._started, remaining=remaining, throttled=throttled)
 
 
 class _Budget:
@@ -341,9 +353,9 @@ class _Budget:
     def before_sleep(self, state: RetryCallState) -> None:
         exc = self._error(state)
         if isinstance(exc, RetriableSourceError) and exc.throttled:
-            logger.debug("%s; pausing %.1fs", exc, state.upcoming_sleep)
+            logger.debug("%s; pausing %.2fs", exc, state.upcoming_sleep)
         else:
-            logger.warning("%s; attempt %d of %d failed, retrying in %.1fs", exc, self.failures,
+            logger.warning("%s; attempt %d of %d failed, retrying in %.2fs", exc, self.failures,
                            self.policy.max_attempts, state.upcoming_sleep)
 
 

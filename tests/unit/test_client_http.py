@@ -247,26 +247,54 @@ def test_limiter_halves_on_throttle_once_per_congestion_event():
     assert limiter.limit == 2
 
 
+def observe_rounds(limiter: AdaptiveLimiter, remaining: float | None, rounds: int = 1,
+                   throttled: bool = False) -> int:
+    """Fill the limiter with requests, let them all answer with `remaining`, then finish them; repeat."""
+    for _ in range(rounds):
+        gates = [limiter.slot() for _ in range(limiter.limit)]
+        slots = [gate.__enter__() for gate in gates]
+        for slot in slots:
+            slot.observe(remaining=remaining, throttled=throttled)
+        for gate in gates:
+            gate.__exit__(None, None, None)
+    return limiter.limit
+
+
 def test_limiter_grows_back_but_never_above_ceiling_nor_below_one():
     limiter = AdaptiveLimiter(5, initial=1)
-    for _ in range(200):
-        with limiter.slot() as slot:
-            slot.observe(remaining=None, throttled=False)
-    assert limiter.limit == 5
+    assert observe_rounds(limiter, None, rounds=20) == 5
+    assert observe_rounds(limiter, 0.0, rounds=10, throttled=True) == 1
+
+
+def test_limiter_steers_on_reported_headroom():
+    limiter = AdaptiveLimiter(16, initial=10)
+    assert observe_rounds(limiter, 300.0) == 9              # 10 × 50 reserved > 300 left + margin: shrink
+    assert observe_rounds(limiter, 400.0, rounds=10) == 9   # 9 × 50 between 400 and 500: hold
+    assert observe_rounds(limiter, 40.0, rounds=20) == 2    # bucket nearly full (another job on the token)
+    assert observe_rounds(limiter, 600.0, rounds=40) == 12  # grows while 50 × in flight < 600 left
+    fresh = AdaptiveLimiter(8)
+    assert fresh.limit == 4                                 # starts small: the bucket may be busy already
+    assert observe_rounds(fresh, 550.0, rounds=4) == 8
+
+
+def test_limiter_grows_only_when_its_limit_is_used():
+    limiter = AdaptiveLimiter(8, initial=4)
     for _ in range(10):
         with limiter.slot() as slot:
-            slot.observe(remaining=0.0, throttled=True)
-    assert limiter.limit == 1
+            slot.observe(remaining=600.0, throttled=False)
+    assert limiter.limit == 4
 
 
-def test_limiter_follows_reported_headroom():
-    limiter = AdaptiveLimiter(16, initial=16)
-    with limiter.slot() as slot:                 # alone in flight, 210 units left: 4 reservations fit, 1 spare
-        slot.observe(remaining=210.0, throttled=False)
-    assert limiter.limit == 3
-    with limiter.slot() as slot:
-        slot.observe(remaining=600.0, throttled=False)
-    assert limiter.limit == 11
+def test_limiter_ignores_signals_older_than_its_last_change():
+    limiter = AdaptiveLimiter(8, initial=6)
+    gates = [limiter.slot() for _ in range(6)]
+    slots = [gate.__enter__() for gate in gates]
+    slots[0].observe(remaining=0.0, throttled=False)        # 6 × 50 > 0 + 100: shrink to 5
+    for slot in slots[1:]:
+        slot.observe(remaining=0.0, throttled=False)        # same news from the same wave: no further cuts
+    assert limiter.limit == 5
+    for gate in gates:
+        gate.__exit__(None, None, None)
 
 
 def test_limiter_bounds_requests_in_flight():

@@ -1,0 +1,185 @@
+"""CanvasClient against a local Canvas-like server (sandbox.httpserver) with the leaky-bucket throttle and faults.
+
+The app here is deliberately small (paged lists, a GraphQL connection, a gateway with OAuth) so the test is about
+the client: no page lost or duplicated, refusals rare, concurrency bounded, tokens renewed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from clients.canvas import CanvasClient, CanvasSettings
+from clients.http import RetryPolicy, Timeouts
+from sandbox.faults import FaultOptions
+from sandbox.httpserver import App, CostModel, Request, Response, ServerOptions, SimServer, json_response
+from sandbox.throttle import ThrottleOptions
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "sim-canvas-token"
+COURSES = range(101, 131)          # 30 courses
+ITEMS_PER_COURSE = 37              # 4 pages of 10
+CEILING = 16                       # above what the bucket admits: the limiter has to find the level
+FAULTS = FaultOptions(http500=0.02, http502_503=0.02, reset=0.02, bad_json=0.03, slow=0.01, slow_seconds=1.5)
+
+
+def item_ids(course_id: int) -> list[int]:
+    return [course_id * 1000 + n for n in range(ITEMS_PER_COURSE)]
+
+
+def canvas_app() -> App:
+    app = App()
+
+    @app.route("GET", "/api/v1/courses/{course_id:int}/items")
+    def items(request: Request, course_id: int) -> Response:
+        if request.bearer_token() != TOKEN:
+            return json_response({"errors": [{"message": "Invalid access token."}]}, status=401)
+        page, per_page = int(request.last("page", "1")), int(request.last("per_page", "10"))
+        rows = item_ids(course_id)[(page - 1) * per_page: page * per_page]
+        base = f"{request.base_url}{request.path}"
+        links = [f'<{base}?page={page}&per_page={per_page}>; rel="current"']
+        if page * per_page < ITEMS_PER_COURSE:
+            links.append(f'<{base}?page={page + 1}&per_page={per_page}>; rel="next"')
+        return json_response([{"id": i} for i in rows], headers={"Link": ",".join(links)}, records=len(rows))
+
+    @app.route("POST", "/api/graphql")
+    def graphql(request: Request) -> Response:
+        variables = request.json()["variables"]
+        ids = item_ids(int(variables["courseID"]))
+        start = int(variables["cursor"] or 0)
+        nodes = [{"_id": str(i)} for i in ids[start:start + 10]]
+        info = {"endCursor": str(start + 10), "hasNextPage": start + 10 < len(ids)}
+        return json_response({"data": {"course": {"enrollmentsConnection": {"nodes": nodes, "pageInfo": info}}}},
+                             records=len(nodes))
+
+    return app
+
+
+def gateway_app(revoke_after: int) -> App:
+    """OAuth token endpoint plus one resource; the first token is revoked after `revoke_after` uses."""
+    app = App()
+    issued = itertools.count(1)
+    uses: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    @app.route("POST", "/um/aa/oauth2/token")
+    def token(request: Request) -> Response:
+        form = request.form()
+        if form.get("client_secret") != ["sim-secret"] or form.get("grant_type") != ["client_credentials"]:
+            return json_response({"error": "invalid_client"}, status=401)
+        return json_response({"access_token": f"gw-{next(issued)}", "token_type": "bearer", "expires_in": 3600})
+
+    @app.route("GET", "/um/aa/CanvasReadOnly/accounts/{account_id:int}")
+    def account(request: Request, account_id: int) -> Response:
+        token = request.bearer_token() or ""
+        with lock:
+            uses[token] += 1
+            revoked = token == "gw-1" and uses[token] > revoke_after
+        if not token.startswith("gw-") or revoked or request.headers.get("x-ibm-client-id") != "sim-client":
+            return json_response({"httpCode": "401", "moreInformation": "invalid token"}, status=401)
+        return json_response({"id": account_id, "name": f"Account {account_id}"}, records=1)
+
+    return app
+
+
+def serve(app: App, *, throttle_status: int = 403, faults: FaultOptions = FAULTS) -> SimServer:
+    options = ServerOptions(latency_ms=2, jitter_ms=3, seed=7, faults=faults, cost=CostModel(overhead_ms=40),
+                            throttle=ThrottleOptions(enabled=True, status=throttle_status))
+    return SimServer(app, name="canvas-test", options=options)
+
+
+def client_for(canvas_url: str, gateway_url: str = "") -> CanvasClient:
+    env = {
+        "MAX_REQ_ATTEMPTS": 3,   # the sandbox lets a request through after 2 faults in a row
+        "NUM_ASYNC_WORKERS": CEILING,
+        "CANVAS": {"CANVAS_URL": canvas_url, "CANVAS_TOKEN": TOKEN, "API_BASE_URL": gateway_url,
+                   "API_SCOPE_PREFIX": "aa/CanvasReadOnly", "API_SUBSCRIPTION_NAME": "canvasreadonly",
+                   "API_CLIENT_ID": "sim-client", "API_CLIENT_SECRET": "sim-secret"},
+    }
+    settings = CanvasSettings.from_env(env, timeouts=Timeouts(connect=2.0, read=0.8))   # < slow fault
+    return CanvasClient(settings, policy=RetryPolicy(max_attempts=3, backoff_initial=0.05, throttle_initial=0.2))
+
+
+@pytest.fixture
+def canvas_server(request: pytest.FixtureRequest) -> Iterator[SimServer]:
+    with serve(canvas_app(), throttle_status=getattr(request, "param", 403)) as server:
+        yield server
+
+
+@pytest.mark.parametrize("canvas_server", [403, 429], indirect=True)
+def test_pages_complete_under_busy_bucket_and_faults(canvas_server: SimServer):
+    # Another consumer of the same token has already filled 400 of the 600 units: ~4 requests fit at first.
+    canvas_server.throttle.finish(canvas_server.throttle.begin(TOKEN), 400.0)
+    with client_for(canvas_server.url) as client:
+        def fetch(course_id: int) -> list[int]:
+            return [row["id"] for page in client.paginate(f"courses/{course_id}/items", {"per_page": 10})
+                    for row in page]
+
+        fetched = {done.item: done.result() for done in client.map_concurrent(fetch, COURSES)}
+        stats = client.stats.snapshot()
+
+    assert fetched == {course: item_ids(course) for course in COURSES}   # nothing lost, duplicated or reordered
+    server = canvas_server.stats.snapshot()
+    pages = len(COURSES) * -(-ITEMS_PER_COURSE // 10)
+    assert sum(server["faults"].values()) >= 5                  # the run really went through faults...
+    assert stats.retries >= sum(server["faults"].values()) - server["faults"]["slow"]
+    assert stats.throttled == server["throttled"]               # ...and every refusal was seen and retried
+    assert stats.throttled <= 0.1 * pages                       # refusals stay rare
+    assert server["peak_in_flight"] <= CEILING
+    assert stats.requests["rest"] == server["requests"] and stats.errors == 0
+    # Every admitted answer reported its cost, except connections the server reset (~overhead each).
+    unseen_cost = (server["faults"]["reset"] + server["faults"]["slow"]) * 0.05   # reset, or timed out first
+    assert server["charged_cost_s"] - unseen_cost - 1e-3 <= stats.cost <= server["charged_cost_s"] + 1e-3
+
+
+def test_limiter_keeps_refusals_rare_on_an_empty_bucket():
+    with serve(canvas_app(), faults=FaultOptions()) as server, client_for(server.url) as client:
+        def fetch(course_id: int) -> int:
+            return sum(len(page) for page in client.paginate(f"courses/{course_id}/items", {"per_page": 10}))
+
+        counts = [done.result() for done in client.map_concurrent(fetch, itertools.chain(COURSES, COURSES))]
+        refused = server.stats.snapshot()["throttled"]
+    assert counts == [ITEMS_PER_COURSE] * 2 * len(COURSES)
+    # 12 reservations of 50 fill the 600 units: the 13th request in flight would be refused.
+    assert refused <= 2 and client.canvas_limiter.peak_in_flight <= 12
+    assert client.canvas_limiter.peak_in_flight >= 6       # ...but the limiter did use the room it had
+
+
+def test_graphql_connection_pages_through_faults(canvas_server: SimServer):
+    query = "query($courseID: ID!, $cursor: String) { course(id: $courseID) { enrollmentsConnection(first: 10, " \
+            "after: $cursor) { nodes { _id } pageInfo { endCursor hasNextPage } } } }"
+    with client_for(canvas_server.url) as client:
+        def fetch(course_id: int) -> list[int]:
+            pages = client.graphql_pages(query, {"courseID": str(course_id)},
+                                         connection=("course", "enrollmentsConnection"))
+            return [int(node["_id"]) for nodes in pages for node in nodes]
+
+        fetched = {done.item: done.result() for done in client.map_concurrent(fetch, COURSES[:12])}
+    assert fetched == {course: item_ids(course) for course in COURSES[:12]}
+    assert canvas_server.stats.snapshot()["faults"]["bad_json"] >= 1
+
+
+def test_gateway_token_is_shared_and_renewed_after_revocation():
+    with serve(gateway_app(revoke_after=10), faults=FaultOptions()) as gateway, \
+            serve(canvas_app(), faults=FaultOptions()) as canvas, \
+            client_for(canvas.url, gateway_url=f"{gateway.url}/um") as client:
+        accounts = [done.result() for done in client.map_concurrent(client.gateway_get, (f"accounts/{n}" for n in
+                                                                                           range(1, 41)))]
+        by_endpoint = gateway.stats.snapshot()["requests_by_endpoint"]
+    assert sorted(a["id"] for a in accounts) == list(range(1, 41))
+    assert by_endpoint["POST /um/aa/oauth2/token"] == 2          # one token for all threads, one renewal
+    assert client.stats.snapshot().requests["oauth"] == 2
+
+
+def test_secrets_never_reach_logs(canvas_server: SimServer, caplog: pytest.LogCaptureFixture):
+    caplog.set_level("DEBUG")
+    with client_for(canvas_server.url) as client:
+        list(client.map_concurrent(lambda c: list(client.paginate(f"courses/{c}/items")), COURSES[:10]))
+    assert TOKEN not in caplog.text and "sim-secret" not in caplog.text
+    assert json.dumps(TOKEN) not in repr(client.settings)
