@@ -1,0 +1,126 @@
+"""Gather the raw Canvas data of the configured terms as one pipeline over the shared client.
+
+Each page of courses immediately schedules those courses' audit-log, activity and enrollment
+requests (and any new account), so no phase waits idle for an unrelated one to finish. How many
+requests are really in flight is the client's throttle-aware limiter's decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from clients.canvas import CanvasClient
+from clients.progress import Progress
+from clients.tasks import TaskGroup
+from course_inventory import canvas_fetch
+from course_inventory.gql_queries import COURSES_PER_REQUEST
+from course_inventory.transform import activity_rows, canvas_int, keep_courses_with_students
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RawInventory:
+    terms: list[dict[str, Any]] = field(default_factory=list)
+    courses: list[dict[str, Any]] = field(default_factory=list)
+    dropped_courses: int = 0
+    published_at: dict[int, datetime | None] = field(default_factory=dict)
+    usage_rows: list[dict[str, Any]] = field(default_factory=list)
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    enrollment_nodes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class _Collector:
+    def __init__(self, canvas: CanvasClient, account_id: int, tasks: TaskGroup, progress: dict[str, Progress]):
+        self.canvas, self.account_id, self.tasks, self.progress = canvas, account_id, tasks, progress
+        self.raw = RawInventory()
+        self._lock = threading.Lock()
+        self._accounts_seen: set[int] = set()
+
+    def term(self, term_id: int) -> None:
+        term = canvas_fetch.fetch_term(self.canvas, self.account_id, term_id)
+        with self._lock:
+            self.raw.terms.append(term)
+
+    def term_courses(self, term_id: int) -> None:
+        for page in canvas_fetch.iter_course_pages(self.canvas, self.account_id, term_id):
+            self.tasks.check()
+            kept, dropped = keep_courses_with_students(page)
+            with self._lock:
+                self.raw.courses.extend(kept)
+                self.raw.dropped_courses += dropped
+            self.progress["courses"].advance(len(kept))
+            self._schedule(kept)
+
+    def _schedule(self, courses: Sequence[dict[str, Any]]) -> None:
+        ids = [canvas_int(c.get("id"), "course id") for c in courses]
+        for course, course_id in zip(courses, ids, strict=True):
+            if course.get("workflow_state") == "available":
+                self.tasks.submit(self.published_at, course_id)
+                self.tasks.submit(self.activity, course_id)
+            account_id = canvas_int(course.get("account_id"), "course account_id")
+            with self._lock:
+                new_account = account_id not in self._accounts_seen
+                self._accounts_seen.add(account_id)
+            if new_account:
+                self.tasks.submit(self.account, account_id)
+        for start in range(0, len(ids), COURSES_PER_REQUEST):
+            self.tasks.submit(self.enrollments, [(cid, None) for cid in ids[start:start + COURSES_PER_REQUEST]])
+
+    def published_at(self, course_id: int) -> None:
+        value = canvas_fetch.fetch_published_at(self.canvas, course_id)
+        with self._lock:
+            self.raw.published_at[course_id] = value
+        self.progress["published dates"].advance()
+
+    def activity(self, course_id: int) -> None:
+        rows = activity_rows(course_id, canvas_fetch.fetch_activity(self.canvas, course_id))
+        with self._lock:
+            self.raw.usage_rows.extend(rows)
+        self.progress["activity"].advance()
+
+    def account(self, account_id: int) -> None:
+        account = canvas_fetch.fetch_account(self.canvas, account_id)
+        with self._lock:
+            self.raw.accounts.append(account)
+
+    def enrollments(self, pages: list[tuple[int, str | None]]) -> None:
+        continuing: list[tuple[int, str | None]] = []
+        finished = 0
+        for course_id, nodes, cursor in canvas_fetch.fetch_enrollment_pages(self.canvas, pages):
+            with self._lock:
+                self.raw.enrollment_nodes.setdefault(course_id, []).extend(nodes)
+            if cursor is None:
+                finished += 1
+            else:
+                continuing.append((course_id, cursor))
+        self.progress["enrollments"].advance(finished)
+        if continuing:  # next pages of the courses that have more, batched again
+            self.tasks.submit(self.enrollments, continuing)
+
+
+PHASES = ("courses", "published dates", "activity", "enrollments")
+
+
+def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[int]) -> RawInventory:
+    """Fetch everything the inventory needs; raises the first source error (nothing partial is returned)."""
+    with ExitStack() as stack:
+        progress = {phase: stack.enter_context(Progress(phase, None, logger, stats=canvas.stats))
+                    for phase in PHASES}
+        tasks = stack.enter_context(TaskGroup(canvas.settings.num_workers + 2, name="inventory"))
+        collector = _Collector(canvas, account_id, tasks, progress)
+        for term_id in term_ids:
+            tasks.submit(collector.term, term_id)
+            tasks.submit(collector.term_courses, term_id)
+        tasks.wait()
+    raw = collector.raw
+    logger.info("Canvas: %d term(s), %d course(s) with students (%d without dropped), %d account(s), "
+                "%d enrollment(s)", len(raw.terms), len(raw.courses), raw.dropped_courses, len(raw.accounts),
+                sum(len(nodes) for nodes in raw.enrollment_nodes.values()))
+    return raw

@@ -1,0 +1,95 @@
+"""COURSE_INVENTORY: current-term Canvas courses, enrollments, sections, accounts, terms and activity (SPEC §7).
+
+Orchestration only: fetch (course_inventory.collect, clients.udw) -> transform (course_inventory.transform)
+-> load (db.loader.replace_tables, one transaction) -> data source statuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from clients.canvas import CanvasClient, CanvasSettings
+from clients.udw import UdwClient
+from course_inventory import transform
+from course_inventory.collect import RawInventory, collect_inventory
+from db.csv_export import DATA_DIR, write_csvs
+from db.engine import create_inventory_engine
+from db.loader import replace_tables
+from vocab import DataSourceStatus, EtlError, JobError, ValidDataSourceName
+
+logger = logging.getLogger(__name__)
+
+# Parents first: replace_tables deletes in reverse and inserts in this order, so foreign keys hold.
+TABLES = ("term", "account", "course", "course_section", "enrollment", "canvas_course_usage")
+
+
+def build_frames(raw: RawInventory, section_sis_ids: Mapping[int, str | None]) -> dict[str, pd.DataFrame]:
+    """Every table's rows from the raw Canvas data and the warehouse's section SIS ids (pure)."""
+    enrollments, sections = transform.enrollments_to_dfs(raw.enrollment_nodes)
+    frames = {
+        "term": transform.terms_to_df(raw.terms),
+        "account": transform.accounts_to_df(raw.accounts),
+        "course": transform.courses_to_df(raw.courses, raw.published_at),
+        "course_section": transform.with_section_sis_ids(sections, section_sis_ids),
+        "enrollment": enrollments,
+        "canvas_course_usage": transform.usage_to_df(raw.usage_rows),
+    }
+    _check_references(frames)
+    return frames
+
+
+def _check_references(frames: Mapping[str, pd.DataFrame]) -> None:
+    """Fail before loading if a row would point at a parent the run did not collect."""
+    checks = [("course", "account_id", "account"), ("course", "term_id", "term"),
+              ("enrollment", "course_id", "course"), ("enrollment", "course_section_id", "course_section"),
+              ("canvas_course_usage", "course_id", "course")]
+    for child, column, parent in checks:
+        missing = set(frames[child][column].dropna()) - set(frames[parent]["canvas_id"])
+        if missing:
+            raise transform.TransformError(f"{child}.{column} refers to {len(missing)} {parent} id(s) not "
+                                           f"collected, e.g. {sorted(missing)[:5]}")
+
+
+def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = None,
+                         canvas: CanvasClient | None = None, udw: UdwClient | None = None,
+                         data_dir: Path | None = None) -> list[DataSourceStatus]:
+    if env is None:
+        from environ import get_env  # the runner's configuration (documented `from environ import ENV`)
+        env = get_env()
+    started = time.monotonic()
+    settings = CanvasSettings.from_env(env)
+    own_canvas, own_engine = canvas is None, engine is None
+    canvas = canvas or CanvasClient(settings)
+    udw = udw or UdwClient(env["UDW"])
+    engine = engine or create_inventory_engine(env["INVENTORY_DB"])
+    try:
+        raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
+        canvas_status = DataSourceStatus(ValidDataSourceName.CANVAS_API)
+        section_ids = {int(node["section"]["_id"]) for nodes in raw.enrollment_nodes.values()
+                       for node in nodes if node.get("section")}
+        frames = build_frames(raw, udw.section_sis_ids(section_ids))
+        warehouse_status = DataSourceStatus(ValidDataSourceName.UNIZIN_DATA_WAREHOUSE,
+                                            transform.warehouse_time(udw.canvasdatadate()))
+        if env.get("CREATE_CSVS"):
+            write_csvs(frames, data_dir or DATA_DIR)
+        load_started = time.monotonic()
+        counts = replace_tables(engine, frames)
+    except EtlError as exc:
+        raise JobError(f"COURSE_INVENTORY failed, previous data kept: {exc}") from exc
+    finally:
+        if own_canvas:
+            canvas.close()
+        if own_engine:
+            engine.dispose()
+    stats = canvas.stats.snapshot()
+    logger.info("COURSE_INVENTORY loaded %s in %.1fs (load %.1fs); %d requests, %d retries, %d throttled",
+                ", ".join(f"{t} {n}" for t, n in counts.items()), time.monotonic() - started,
+                time.monotonic() - load_started, stats.total_requests, stats.retries, stats.throttled)
+    return [canvas_status, warehouse_status]

@@ -1,0 +1,56 @@
+"""Start the Canvas + gateway simulators (and load the UDW) for a test, and the matching configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.canvas_rest import CanvasOptions, build_canvas_app
+from sandbox.gateway import GatewayOptions, build_gateway_app
+from sandbox.httpserver import ServerOptions, SimServer
+from sandbox.udw import load_udw
+from sandbox.university import University
+
+CANVAS_TOKEN = "canvas-sandbox-token"
+
+
+@dataclass
+class CanvasSandbox:
+    canvas: SimServer
+    gateway: SimServer
+    env: dict[str, Any]
+
+
+@contextmanager
+def canvas_sandbox(university: University, *, udw_db: dict[str, str], inventory_db: dict[str, str],
+                   term_ids: list[int], options: ServerOptions | None = None, workers: int = 8,
+                   attempts: int = 5, zoom_base_url: str = "https://applications.zoom.us") -> Iterator[CanvasSandbox]:
+    load_udw(university, udw_db, create_database=False)
+    canvas_app, rest = build_canvas_app(university, CanvasOptions(tokens=frozenset({CANVAS_TOKEN}),
+                                                                  zoom_base_url=zoom_base_url,
+                                                                  seed=university.seed))
+    gateway_options = GatewayOptions()
+    gateway_app, _ = build_gateway_app(rest, gateway_options)
+    canvas = SimServer(canvas_app, name="canvas", options=options).start()
+    gateway = SimServer(gateway_app, name="gateway", options=options).start()
+    env = {
+        "LOG_LEVEL": "INFO", "JOB_NAMES": ["COURSE_INVENTORY"], "CREATE_CSVS": False,
+        "MAX_REQ_ATTEMPTS": attempts, "NUM_ASYNC_WORKERS": workers,
+        "CANVAS": {
+            "CANVAS_ACCOUNT_ID": university.root_account_id, "CANVAS_TERM_IDS": list(term_ids),
+            "ADD_COURSE_IDS": [], "API_BASE_URL": gateway.url, "API_SCOPE_PREFIX": gateway_options.scope_prefix,
+            "API_SUBSCRIPTION_NAME": gateway_options.scope, "API_CLIENT_ID": gateway_options.client_id,
+            "API_CLIENT_SECRET": gateway_options.client_secret, "CANVAS_URL": canvas.url,
+            "CANVAS_TOKEN": CANVAS_TOKEN,
+        },
+        "ZOOM": {"BASE_URL": zoom_base_url},
+        "UDW": dict(udw_db),
+        "INVENTORY_DB": dict(inventory_db),
+    }
+    try:
+        yield CanvasSandbox(canvas, gateway, env)
+    finally:
+        canvas.stop()
+        gateway.stop()
