@@ -235,8 +235,40 @@ class _Ids:
 
     def __call__(self) -> int:
         current = self._next
-        self._next += self._rng.randint(1, self._max_gap)
+        self._next += 1 + int(self._rng.random() * self._max_gap)   # random() is much faster than randint()
         return current
+
+
+class _SisIds:
+    """Canvas keeps SIS ids unique per root account: numeric ones are redrawn, text ones renumbered."""
+
+    def __init__(self, rng: random.Random, digits: int) -> None:
+        self._rng, self._low, self._high = rng, 10 ** (digits - 1), 10**digits - 1
+        self._used: set[str] = set()
+
+    def numeric(self) -> str:
+        candidate = str(self._rng.randint(self._low, self._high))
+        while candidate in self._used:
+            candidate = str(self._rng.randint(self._low, self._high))
+        return self._claim(candidate)
+
+    def text(self, base: str) -> str:
+        candidate, n = base, 1
+        while candidate in self._used:
+            n += 1
+            candidate = f"{base}-{n}"
+        return self._claim(candidate)
+
+    def numbered(self, pattern: str) -> str:
+        """pattern holds `{n}`: the first free number (001, 002, ...) is used."""
+        n = 1
+        while (candidate := pattern.format(n=f"{n:03d}")) in self._used:
+            n += 1
+        return self._claim(candidate)
+
+    def _claim(self, candidate: str) -> str:
+        self._used.add(candidate)
+        return candidate
 
 
 class _Weighted:
@@ -293,8 +325,7 @@ def _make_terms(rng: random.Random, count: int) -> list[Term]:
 def _make_accounts(rng: random.Random, config: ScaleConfig) -> list[Account]:
     root = Account(id=ROOT_ACCOUNT_ID, name="Example University", parent_account_id=None,
                    sis_account_id="UM_ANN-ARBOR")
-    college_ids = _Ids(rng, 100, 3)
-    department_ids = _Ids(rng, 1_000, 5)
+    next_id, sis = _Ids(rng, 100, 3), _SisIds(rng, 6)
     n_departments = config.colleges * config.departments_per_college
     college_sis = _assorted(rng, config.colleges, {"numeric": 4, "text": 4, "none": 2})
     department_sis = _assorted(rng, n_departments, {"numeric": 5, "text": 2.5, "none": 2.5})
@@ -302,16 +333,16 @@ def _make_accounts(rng: random.Random, config: ScaleConfig) -> list[Account]:
     accounts, used_names = [root], {root.name}
     for c in range(config.colleges):
         base, short = _COLLEGES[c % len(_COLLEGES)]
-        name = _unique(base if c < len(_COLLEGES) else f"{base} {c // len(_COLLEGES) + 1}", used_names)
-        college = Account(id=college_ids(), name=name, parent_account_id=root.id,
-                          sis_account_id=_account_sis(rng, college_sis[c], f"UM_{short}"))
+        name = _unique(base, used_names)
+        college = Account(id=next_id(), name=name, parent_account_id=root.id,
+                          sis_account_id=_account_sis(sis, college_sis[c], f"UM_{short}"))
         accounts.append(college)
         for d in range(config.departments_per_college):
             index = c * config.departments_per_college + d
             subject, code = _SUBJECTS[index % len(_SUBJECTS)]
             name = _unique(subject + (_LONG_SUFFIX if index in long_names else ""), used_names, short)
-            accounts.append(Account(id=department_ids(), name=name, parent_account_id=college.id,
-                                    sis_account_id=_account_sis(rng, department_sis[index], f"{short}_{code}")))
+            accounts.append(Account(id=next_id(), name=name, parent_account_id=college.id,
+                                    sis_account_id=_account_sis(sis, department_sis[index], f"{short}_{code}")))
     return accounts
 
 
@@ -320,15 +351,15 @@ def _unique(name: str, used: set[str], qualifier: str = "") -> str:
     candidate, n = name, 1
     while candidate in used:
         n += 1
-        candidate = f"{name} ({qualifier})" if qualifier and n == 2 else f"{name} ({qualifier} {n})".replace("( ", "(")
+        candidate = f"{name} ({qualifier} {n})" if qualifier else f"{name} {n}"
     used.add(candidate)
     return candidate
 
 
-def _account_sis(rng: random.Random, kind: str, text: str) -> str | None:
+def _account_sis(sis: _SisIds, kind: str, text: str) -> str | None:
     if kind == "none":
         return None
-    return str(rng.randint(1_000, 999_999)) if kind == "numeric" else text
+    return sis.numeric() if kind == "numeric" else sis.text(text)
 
 
 def _make_users(rng: random.Random, count: int) -> list[User]:
@@ -373,7 +404,7 @@ def _plan_courses(rng: random.Random, config: ScaleConfig, terms: list[Term],
     states = iter(_assorted(rng, len(populated), _STATE_MIX))
     names = _CourseNamer(rng, accounts, len(kinds), populated, config.odd_name_share)
     sis_kinds = _assorted(rng, len(kinds), {"numeric": 5, "text": 3, "none": 2})
-    next_id = _Ids(rng, 10_000, 4)
+    next_id, sis = _Ids(rng, 10_000, 4), _SisIds(rng, 9)
     departments = [a for a in accounts if a.parent_account_id not in (None, ROOT_ACCOUNT_ID)]
     upper = [a for a in accounts if a.parent_account_id in (None, ROOT_ACCOUNT_ID)]
     plans = []
@@ -383,7 +414,7 @@ def _plan_courses(rng: random.Random, config: ScaleConfig, terms: list[Term],
         account = rng.choice(departments) if rng.random() < 0.9 else rng.choice(upper)
         name, code = names(index, account)
         course = Course(id=next_id(), name=name, course_code=code, account_id=account.id, term_id=term.id,
-                        sis_course_id=_course_sis(rng, sis_kinds[index], term, code),
+                        sis_course_id=_course_sis(sis, sis_kinds[index], term, code),
                         created_at=_created_at(rng, term), workflow_state=state)
         plans.append(_Plan(kind=kind, course=course, term=term))
     _size_courses(rng, plans, config)
@@ -412,12 +443,12 @@ def _created_at(rng: random.Random, term: Term) -> datetime:
     return min(created, AS_OF - timedelta(days=7, seconds=rng.randint(0, 86_399)))
 
 
-def _course_sis(rng: random.Random, kind: str, term: Term, code: str) -> str | None:
+def _course_sis(sis: _SisIds, kind: str, term: Term, code: str) -> str | None:
     if kind == "none":
         return None
     if kind == "numeric":
-        return str(rng.randint(100_000_000, 999_999_999))
-    return f"{term.sis_term_id or 'NOTERM'}-{code.replace(' ', '-')}-{rng.randint(1, 30):03d}"
+        return sis.numeric()
+    return sis.numbered(f"{term.sis_term_id or 'NOTERM'}-{code.replace(' ', '-')}-{{n}}")
 
 
 class _CourseNamer:
@@ -493,7 +524,7 @@ def _size_courses(rng: random.Random, plans: list[_Plan], config: ScaleConfig) -
 def _make_sections(rng: random.Random, plans: list[_Plan], config: ScaleConfig) -> list[Section]:
     counts = [_section_count(rng, plan, config.max_sections) for plan in plans]
     sis_kinds = iter(_assorted(rng, sum(counts), {"numeric": 45, "text": 20, "long": 10, "none": 25}))
-    next_id = _Ids(rng, 20_000, 6)
+    next_id, sis = _Ids(rng, 20_000, 6), _SisIds(rng, 6)
     sections = []
     for plan, count in zip(plans, counts, strict=True):
         course = plan.course
@@ -501,7 +532,7 @@ def _make_sections(rng: random.Random, plans: list[_Plan], config: ScaleConfig) 
             # Canvas names a course's default section after the course.
             name = course.name if number == 0 else _section_name(rng, course.course_code, number)
             section = Section(id=next_id(), course_id=course.id, name=name,
-                              sis_source_id=_section_sis(rng, next(sis_kinds), plan.term, course, number))
+                              sis_source_id=_section_sis(sis, next(sis_kinds), plan.term, course))
             plan.sections.append(section)
             sections.append(section)
     return sections
@@ -523,15 +554,15 @@ def _section_name(rng: random.Random, code: str, number: int) -> str:
     return f"{code} {number:03d} {rng.choice(('LEC', 'DIS', 'LAB', 'SEM'))}"
 
 
-def _section_sis(rng: random.Random, kind: str, term: Term, course: Course, number: int) -> str | None:
+def _section_sis(sis: _SisIds, kind: str, term: Term, course: Course) -> str | None:
     if kind == "none":
         return None
     if kind == "numeric":
-        return str(rng.randint(10_000, 99_999))
-    subject = course.course_code.split()[0]
-    if kind == "long":
-        return f"UM_ANN-ARBOR_{term.sis_term_id or 'DFLT'}_{course.course_code.replace(' ', '_')}_SEC_{number:03d}"
-    return f"{term.sis_term_id or 'DFLT'}{subject[:4]}{number:03d}"
+        return sis.numeric()
+    term_code = term.sis_term_id or "DFLT"
+    if kind == "long":                                   # longer than 20 characters
+        return sis.numbered(f"UM_ANN-ARBOR_{term_code}_{course.course_code.replace(' ', '_')}_SEC_{{n}}")
+    return sis.numbered(f"{term_code}{course.course_code.split()[0][:4]}{{n}}")
 
 
 # ---------------------------------------------------------------- users and enrollments
@@ -545,9 +576,10 @@ def _make_enrollments(rng: random.Random, plans: list[_Plan], users: list[User])
         if not roles:
             continue
         course_id, sections = plan.course.id, [s.id for s in plan.sections]
-        chosen = _pick_users(rng, user_ids, len(roles))
-        created = [Enrollment(id=next_id(), course_id=course_id, section_id=rng.choice(sections), user_id=user,
-                              type=kind, state=state) for (kind, state), user in zip(roles, chosen, strict=True)]
+        chosen, rand, n_sections = _pick_users(rng, user_ids, len(roles)), rng.random, len(sections)
+        created = [Enrollment(id=next_id(), course_id=course_id, section_id=sections[int(rand() * n_sections)],
+                              user_id=user, type=kind, state=state)
+                   for (kind, state), user in zip(roles, chosen, strict=True)]
         enrollments.extend(created)
         for twin in _twins(rng, plan, created):
             enrollments.append(dataclasses.replace(twin, id=next_id()))
@@ -555,9 +587,15 @@ def _make_enrollments(rng: random.Random, plans: list[_Plan], users: list[User])
 
 
 def _pick_users(rng: random.Random, user_ids: list[int], count: int) -> list[int]:
-    if count <= len(user_ids):
-        return rng.sample(user_ids, count)              # distinct people within a course
-    return [rng.choice(user_ids) for _ in range(count)]
+    """`count` users, distinct within the course while the population allows it."""
+    rand, population = rng.random, len(user_ids)
+    if count > population // 2:
+        return rng.sample(user_ids, count) if count <= population else [
+            user_ids[int(rand() * population)] for _ in range(count)]
+    chosen: dict[int, None] = {}                        # insertion-ordered set
+    while len(chosen) < count:
+        chosen[int(rand() * population)] = None
+    return [user_ids[i] for i in chosen]
 
 
 def _roles(rng: random.Random, plan: _Plan) -> list[tuple[str, str]]:

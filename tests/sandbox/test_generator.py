@@ -148,6 +148,13 @@ def test_ids_are_unique(u: University, records: str) -> None:
     assert len(ids) == len(set(ids))
 
 
+def test_sis_ids_are_unique_per_kind(u: University) -> None:
+    for values in ([a.sis_account_id for a in u.accounts], [t.sis_term_id for t in u.terms],
+                   [c.sis_course_id for c in u.courses], [s.sis_source_id for s in u.sections]):
+        present = [v for v in values if v is not None]
+        assert len(present) == len(set(present))
+
+
 def test_ids_fit_the_inventory_int_columns(u: University) -> None:
     biggest = max(r.id for r in [*u.accounts, *u.terms, *u.courses, *u.sections, *u.enrollments])
     assert biggest < 2**31

@@ -1,9 +1,8 @@
-"""The UDW loader against the real PostgreSQL, in a throwaway database per test."""
+"""The UDW loader against the real PostgreSQL, in throwaway databases (random names, dropped afterwards)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -22,19 +21,19 @@ from sandbox.udw import (
     load_udw,
 )
 from sandbox.university import Section, University
+from tests.conftest import POSTGRES
 
 pytestmark = pytest.mark.integration
 
 
+def fresh_params() -> dict[str, str]:
+    """Connection parameters naming a database that does not exist yet (load_udw creates it)."""
+    return {**POSTGRES, "dbname": f"udw_{uuid.uuid4().hex[:12]}"}
+
+
 @pytest.fixture
 def db_params() -> Iterator[dict[str, str]]:
-    params = {
-        "host": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
-        "port": os.environ.get("TEST_PG_PORT", "5432"),
-        "user": os.environ.get("TEST_PG_USER", "postgres"),
-        "password": os.environ.get("TEST_PG_PASSWORD", ""),
-        "dbname": f"udw_test_{uuid.uuid4().hex[:12]}",
-    }
+    params = fresh_params()
     yield params
     drop_udw(params)
 
@@ -42,6 +41,15 @@ def db_params() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def small() -> University:
     return generate_university("small", seed=42)
+
+
+@pytest.fixture(scope="module")
+def loaded(small: University) -> Iterator[dict[str, str]]:
+    """One database loaded with the small university, shared by the read-only tests."""
+    params = fresh_params()
+    load_udw(small, params)
+    yield params
+    drop_udw(params)
 
 
 def query(params: dict[str, str], statement: str, args: tuple = ()) -> list[tuple]:
@@ -56,43 +64,47 @@ def database_exists(params: dict[str, str]) -> bool:
     return bool(query(maintenance, "SELECT 1 FROM pg_database WHERE datname = %s", (params["dbname"],)))
 
 
-def test_sections_are_loaded_one_row_each_with_sis_ids(db_params: dict[str, str], small: University) -> None:
-    load_udw(small, db_params)
-    rows = query(db_params, "SELECT canvas_id, name, sis_source_id, course_id FROM course_section_dim")
+def test_sections_are_loaded_one_row_each_with_sis_ids(loaded: dict[str, str], small: University) -> None:
+    rows = query(loaded, "SELECT canvas_id, name, sis_source_id, course_id FROM course_section_dim")
     assert sorted((r[0], r[1], r[2]) for r in rows) == sorted((s.id, s.name, s.sis_source_id) for s in small.sections)
     # The job's query: bound tuple parameter, a NULL stays NULL (not the text 'None').
     wanted = tuple(s.id for s in small.sections[:50])
-    found = dict(query(db_params, "SELECT canvas_id, sis_source_id FROM course_section_dim WHERE canvas_id IN %s",
+    found = dict(query(loaded, "SELECT canvas_id, sis_source_id FROM course_section_dim WHERE canvas_id IN %s",
                        (wanted,)))
     assert found == {s.id: s.sis_source_id for s in small.sections[:50]}
     assert None in found.values()
 
 
-def test_section_dimension_is_consistent_with_the_university(db_params: dict[str, str], small: University) -> None:
-    load_udw(small, db_params)
-    columns = [r[0] for r in query(db_params, "SELECT column_name FROM information_schema.columns WHERE "
-                                              "table_name = 'course_section_dim' ORDER BY ordinal_position")]
+def test_section_dimension_is_consistent_with_the_university(loaded: dict[str, str], small: University) -> None:
+    columns = [r[0] for r in query(loaded, "SELECT column_name FROM information_schema.columns WHERE "
+                                           "table_name = 'course_section_dim' ORDER BY ordinal_position")]
     assert tuple(columns) == COURSE_SECTION_DIM_COLUMNS
-    defaults = query(db_params, "SELECT course_id, count(*) FILTER (WHERE default_section) FROM course_section_dim "
-                                "GROUP BY course_id")
+    defaults = query(loaded, "SELECT course_id, count(*) FILTER (WHERE default_section) FROM course_section_dim "
+                             "GROUP BY course_id")
     assert len(defaults) == len(small.courses) and {n for _, n in defaults} == {1}
-    surrogate = query(db_params, "SELECT count(DISTINCT id), count(*) FROM course_section_dim")[0]
+    surrogate = query(loaded, "SELECT count(DISTINCT id), count(*) FROM course_section_dim")[0]
     assert surrogate[0] == surrogate[1] == len(small.sections)
 
 
-def test_metadata_holds_the_canvasdatadate(db_params: dict[str, str], small: University) -> None:
-    load_udw(small, db_params)
-    metadata = dict(query(db_params, "SELECT key, value FROM unizin_metadata"))
+def test_metadata_holds_the_canvasdatadate(loaded: dict[str, str], small: University) -> None:
+    metadata = dict(query(loaded, "SELECT key, value FROM unizin_metadata"))
     assert set(metadata) == {"canvasdatadate", "schemaversion"}
     parsed = datetime.strptime(metadata["canvasdatadate"], "%Y-%m-%d %H:%M:%S.%f%z")
     assert parsed == small.canvasdatadate and datetime.fromisoformat(metadata["canvasdatadate"]) == parsed
 
 
+def test_load_into_an_existing_database(udw_db_params: dict[str, str], small: University) -> None:
+    load_udw(small, udw_db_params, create_database=False)
+    assert query(udw_db_params, "SELECT count(*) FROM course_section_dim")[0][0] == len(small.sections)
+
+
 def test_reload_replaces_tables_and_drop_removes_database(db_params: dict[str, str], small: University) -> None:
     other = generate_university("small", seed=43, courses_with_students=5, courses_without_students=2,
                                 deleted_courses=0, enrollments=100, big_courses=0)
+    assert not database_exists(db_params)
     load_udw(small, db_params)
-    load_udw(other, db_params, create_database=False)
+    assert database_exists(db_params)
+    load_udw(other, db_params)                           # database exists now: tables are replaced
     assert query(db_params, "SELECT count(*) FROM course_section_dim")[0][0] == len(other.sections)
     canvasdatadate = query(db_params, "SELECT value FROM unizin_metadata WHERE key = 'canvasdatadate'")[0][0]
     assert canvasdatadate == format_canvasdatadate(other.canvasdatadate)
@@ -100,13 +112,13 @@ def test_reload_replaces_tables_and_drop_removes_database(db_params: dict[str, s
     assert not database_exists(db_params)
 
 
-def test_awkward_text_survives_copy(db_params: dict[str, str], small: University) -> None:
+def test_awkward_text_survives_copy(udw_db_params: dict[str, str], small: University) -> None:
     awkward = ["tab\there", "new\nline", "back\\slash \\N", "Café 🎓 — ½", ""]
     sections = [Section(s.id, s.course_id, name, s.sis_source_id)
                 for s, name in zip(small.sections, awkward, strict=False)] + small.sections[len(awkward):]
     university = dataclasses.replace(small, sections=sections)
-    load_udw(university, db_params)
-    names = dict(query(db_params, "SELECT canvas_id, name FROM course_section_dim"))
+    load_udw(university, udw_db_params, create_database=False)
+    names = dict(query(udw_db_params, "SELECT canvas_id, name FROM course_section_dim"))
     assert [names[s.id] for s in sections[: len(awkward)]] == awkward
 
 
