@@ -1,0 +1,181 @@
+"""Command line of the sandbox: `python -m sandbox {serve,describe,demo} --help`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sandbox.canvas_rest import CanvasOptions
+from sandbox.faults import FaultKind, FaultOptions
+from sandbox.gateway import GatewayOptions
+from sandbox.httpserver import CostModel
+from sandbox.runner import ROOT, Sandbox, SandboxOptions
+from sandbox.throttle import ThrottleOptions
+
+logger = logging.getLogger("sandbox")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox",
+                                     description="Local simulators of Canvas, its API gateway, Kaltura, BigQuery "
+                                                 "and Zoom, serving a seeded synthetic university.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the simulators and write a configuration file",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_sandbox_arguments(serve)
+    serve.add_argument("--env-file", type=Path, default=ROOT / "config" / "secrets" / "sandbox.hjson",
+                       help="where to write the configuration (every key of config/env_blank.hjson)")
+    serve.add_argument("--udw-dbname", help="PostgreSQL database to (re)load the UDW into; omitted = no UDW")
+    serve.add_argument("--inventory-dbname", help="MySQL/MariaDB database named as INVENTORY_DB in the env file")
+    describe = commands.add_parser("describe", help="print the counts of a generated university",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    describe.add_argument("--scale", default="small", help="generator preset (small, medium, ...)")
+    describe.add_argument("--seed", type=int, default=42, help="generator seed")
+    demo = commands.add_parser("demo", help="run run_jobs.py end to end against the simulators and throwaway "
+                                            "databases, then print the statistics",
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_sandbox_arguments(demo)
+    demo.add_argument("--keep-databases", action="store_true", help="do not drop the throwaway databases")
+    return parser
+
+
+def _add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", default="small", help="generator preset (small, medium, ...)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the university, latency jitter and faults")
+    parser.add_argument("--host", default="127.0.0.1", help="interface the simulators listen on")
+    parser.add_argument("--port-base", type=int, default=0,
+                        help="first port (Canvas; gateway +1, other services +2...); 0 = any free ports")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="network latency per request (not charged)")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="extra random latency, uniform 0..jitter")
+    parser.add_argument("--overhead-ms", type=float, default=40.0, help="server time per request (charged)")
+    parser.add_argument("--per-record-ms", type=float, default=0.1, help="server time per record served (charged)")
+    parser.add_argument("--fault-rate", type=float, default=0.0,
+                        help="total fault probability per request, spread evenly over the fault kinds")
+    for kind in FaultKind:
+        parser.add_argument(f"--fault-{kind.value.replace('_', '-')}", type=float, default=None, dest=kind.value,
+                            help=f"probability of a '{kind.value}' fault (overrides the --fault-rate share)")
+    parser.add_argument("--slow-seconds", type=float, default=30.0, help="delay of a 'slow' fault")
+    parser.add_argument("--max-consecutive-faults", type=int, default=2,
+                        help="after this many faults in a row the same logical request succeeds")
+    parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=403,
+                        help="status of a throttled Canvas/gateway request")
+    parser.add_argument("--no-throttle", action="store_true", help="disable Canvas's leaky-bucket throttle")
+    parser.add_argument("--token-ttl", type=float, default=3600.0, help="lifetime of gateway tokens, seconds")
+    parser.add_argument("--audit-pagination", choices=("bookmark", "numbered"), default="bookmark",
+                        help="page style of the course audit log")
+    parser.add_argument("--term-ids", type=int, nargs="*", help="CANVAS_TERM_IDS (default: terms in session)")
+    parser.add_argument("--services", nargs="*", help="other simulators to run (default: all registered)")
+    parser.add_argument("--pg-host", default="127.0.0.1", help="PostgreSQL host for the UDW")
+    parser.add_argument("--pg-port", default="5432", help="PostgreSQL port")
+    parser.add_argument("--pg-user", default="postgres", help="PostgreSQL user")
+    parser.add_argument("--pg-password", default="", help="PostgreSQL password")
+    parser.add_argument("--mysql-host", default="127.0.0.1", help="inventory MySQL/MariaDB host")
+    parser.add_argument("--mysql-port", default="3306", help="inventory MySQL/MariaDB port")
+    parser.add_argument("--mysql-user", default="root", help="inventory MySQL/MariaDB user")
+    parser.add_argument("--mysql-password", default="", help="inventory MySQL/MariaDB password")
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+
+
+def sandbox_options(args: argparse.Namespace, *, env_file: Path | None, udw_dbname: str | None,
+                    inventory_dbname: str | None) -> SandboxOptions:
+    overrides = {kind.value: getattr(args, kind.value) for kind in FaultKind if getattr(args, kind.value) is not None}
+    faults = replace(FaultOptions.uniform(args.fault_rate, **overrides), slow_seconds=args.slow_seconds,
+                     max_consecutive=args.max_consecutive_faults)
+    pg = {"host": args.pg_host, "port": args.pg_port, "user": args.pg_user, "password": args.pg_password}
+    mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
+             "password": args.mysql_password}
+    return SandboxOptions(
+        seed=args.seed, host=args.host, port_base=args.port_base, latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms, faults=faults,
+        throttle=ThrottleOptions(enabled=not args.no_throttle, status=args.throttle_status),
+        cost=CostModel(overhead_ms=args.overhead_ms, per_record_ms=args.per_record_ms),
+        canvas=CanvasOptions(seed=args.seed, audit_pagination=args.audit_pagination),
+        gateway=GatewayOptions(token_ttl=args.token_ttl),
+        services=tuple(args.services) if args.services is not None else None,
+        term_ids=tuple(args.term_ids) if args.term_ids else None,
+        udw_db={**pg, "dbname": udw_dbname} if udw_dbname else None,
+        inventory_db={**mysql, "dbname": inventory_dbname} if inventory_dbname else None,
+        env_file=env_file,
+    )
+
+
+def _university(scale: str, seed: int) -> Any:
+    from sandbox.generator import generate_university
+
+    return generate_university(scale, seed)
+
+
+def serve(args: argparse.Namespace) -> int:
+    options = sandbox_options(args, env_file=args.env_file, udw_dbname=args.udw_dbname,
+                              inventory_dbname=args.inventory_dbname)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with Sandbox(_university(args.scale, args.seed), options) as sandbox:
+        for name, url in sandbox.urls().items():
+            print(f"{name:>10}  {url}")
+        print(f"  env file  {sandbox.env_file}")
+        print("Serving; Ctrl-C or SIGTERM to stop.", flush=True)
+        stop.wait()
+        print(json.dumps(sandbox.stats(), indent=2))
+    return 0
+
+
+def describe(args: argparse.Namespace) -> int:
+    from sandbox.generator import describe as counts
+
+    for name, value in counts(_university(args.scale, args.seed)).items():
+        print(f"{name:>18}  {value}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    suffix = uuid.uuid4().hex[:10]
+    udw_name, inventory_name = f"sandbox_udw_{suffix}", f"sandbox_inventory_{suffix}"
+    with tempfile.TemporaryDirectory(prefix="sandbox-demo-") as directory:
+        env_file = Path(directory) / "env.hjson"
+        options = replace(sandbox_options(args, env_file=env_file, udw_dbname=udw_name,
+                                          inventory_dbname=inventory_name),
+                          drop_udw_on_close=not args.keep_databases)
+        with Sandbox(_university(args.scale, args.seed), options) as sandbox:
+            print(f"simulators: {json.dumps(sandbox.urls())}", flush=True)
+            environment = {**os.environ, "ENV_DIR": directory, "ENV_FILE": env_file.name}
+            code = subprocess.call([sys.executable, str(ROOT / "run_jobs.py")], cwd=ROOT, env=environment)
+            print(json.dumps(sandbox.stats()["totals"], indent=2))
+        if not args.keep_databases and options.inventory_db is not None:
+            _drop_mysql_database(options.inventory_db)
+    print(f"run_jobs.py exited with {code}")
+    return code
+
+
+def _drop_mysql_database(params: dict[str, str] | Any) -> None:
+    import pymysql
+
+    connection = pymysql.connect(host=params["host"], port=int(params["port"]), user=params["user"],
+                                 password=params["password"], autocommit=True)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{params['dbname']}`")   # name generated above
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = {"serve": serve, "describe": describe, "demo": demo}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
