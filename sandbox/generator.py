@@ -3,9 +3,10 @@
 `generate_university(scale, seed, **knobs)` is deterministic: every random choice comes from
 `random.Random` instances derived from the seed (one per concern, so changing one knob does not
 reshuffle unrelated data), and every date hangs off fixed anchors (`AS_OF`, the term calendar),
-never off the wall clock. The data is deliberately messy in the ways real Canvas data is (see the
-brief in the module's tests): odd SIS ids, repeated/long/emoji names, courses that the inventory
-job must drop, audit histories spanning several pages, hidden or mislabelled Zoom tabs.
+never off the wall clock. The data is deliberately messy in the ways real Canvas data is: missing,
+numeric and text SIS ids, repeated/long/emoji names, courses the inventory job must drop, every
+enrollment type in every state, audit histories spanning several pages, hidden or mislabelled Zoom
+tabs. tests/sandbox/test_generator.py checks each of these features on the small preset.
 """
 
 from __future__ import annotations
