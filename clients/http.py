@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -81,9 +82,15 @@ class HttpSession(Protocol):
     def close(self) -> None: ...
 
 
-def build_session(pool_size: int) -> requests.Session:
-    """One Session shared by all threads; urllib3's pool is thread-safe and sized for the concurrency ceiling."""
+def build_session(pool_size: int, *, keep_cookies: bool = False) -> requests.Session:
+    """One Session shared by all threads; urllib3's pool is thread-safe and sized for the concurrency ceiling.
+
+    Token-authenticated APIs are stateless, so cookies are refused unless asked for (an LTI launch needs them):
+    a shared jar would otherwise mix session cookies of unrelated requests.
+    """
     session = requests.Session()
+    if not keep_cookies:
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(pool_size, 10), max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -10,15 +10,21 @@ import itertools
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from clients.canvas import CanvasClient, CanvasSettings
 from clients.http import RetryPolicy, Timeouts
 from sandbox.faults import FaultOptions
+from sandbox.generator import generate_university
 from sandbox.httpserver import App, CostModel, Request, Response, ServerOptions, SimServer, json_response
+from sandbox.runner import Sandbox, SandboxOptions
 from sandbox.throttle import ThrottleOptions
+from sandbox.university import University
+from vocab import FatalSourceError
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +100,7 @@ def serve(app: App, *, throttle_status: int = 403, faults: FaultOptions = FAULTS
     return SimServer(app, name="canvas-test", options=options)
 
 
-def client_for(canvas_url: str, gateway_url: str = "") -> CanvasClient:
+def client_for(canvas_url: str, gateway_url: str = "", config: Mapping[str, Any] | None = None) -> CanvasClient:
     env = {
         "MAX_REQ_ATTEMPTS": 3,   # the sandbox lets a request through after 2 faults in a row
         "NUM_ASYNC_WORKERS": CEILING,
@@ -102,6 +108,8 @@ def client_for(canvas_url: str, gateway_url: str = "") -> CanvasClient:
                    "API_SCOPE_PREFIX": "aa/CanvasReadOnly", "API_SUBSCRIPTION_NAME": "canvasreadonly",
                    "API_CLIENT_ID": "sim-client", "API_CLIENT_SECRET": "sim-secret"},
     }
+    if config is not None:
+        env["CANVAS"] = config["CANVAS"]
     settings = CanvasSettings.from_env(env, timeouts=Timeouts(connect=2.0, read=0.8))   # < slow fault
     return CanvasClient(settings, policy=RetryPolicy(max_attempts=3, backoff_initial=0.05, throttle_initial=0.2))
 
@@ -183,3 +191,91 @@ def test_secrets_never_reach_logs(canvas_server: SimServer, caplog: pytest.LogCa
         list(client.map_concurrent(lambda c: list(client.paginate(f"courses/{c}/items")), COURSES[:10]))
     assert TOKEN not in caplog.text and "sim-secret" not in caplog.text
     assert json.dumps(TOKEN) not in repr(client.settings)
+
+
+# ---- against the sandbox's Canvas, GraphQL and gateway simulators ----
+ENROLLMENTS_QUERY = """
+query CourseEnrollments($courseID: ID!, $pageSize: Int!, $cursor: String) {
+  course(id: $courseID) {
+    enrollmentsConnection(first: $pageSize, after: $cursor) {
+      nodes { _id state type section { _id name } user { _id } course { _id } }
+      pageInfo { endCursor hasNextPage }
+    }
+  }
+}"""
+
+
+@pytest.fixture(scope="module")
+def university() -> University:
+    return generate_university("small", seed=11)
+
+
+def listed_course_ids(u: University, term_id: int) -> list[int]:
+    """What accounts/:id/courses?with_enrollments=true&enrollment_type[]=student,teacher returns (protocol C.7)."""
+    subtree = u.subaccount_ids[u.root_account_id]
+    return [c.id for c in sorted(u.courses, key=lambda c: c.id)
+            if c.term_id == term_id and c.account_id in subtree and c.workflow_state != "deleted"
+            and u.has_enrollment_of_type(c.id, {"student", "teacher"}) and u.has_enrollment_of_type(c.id, None)]
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_sandbox_phases_in_parallel_lose_nothing(university: University, status: int):
+    options = SandboxOptions(seed=5, services=(), latency_ms=2, jitter_ms=3, faults=FAULTS,
+                             throttle=ThrottleOptions(enabled=True, status=status))
+    with Sandbox(university, options) as sandbox:
+        # Another job already used most of this Canvas token's bucket.
+        canvas_bucket = sandbox.servers["canvas"].throttle
+        canvas_bucket.finish(canvas_bucket.begin(sandbox.config["CANVAS"]["CANVAS_TOKEN"]), 350.0)
+        with client_for("", config=sandbox.config) as client:
+            settings = client.settings
+            listing = {"with_enrollments": "true", "enrollment_type[]": ["student", "teacher"], "per_page": 5,
+                       "include[]": ["total_students"]}
+
+            def list_term(term_id: int) -> list[int]:
+                pages = client.gateway_paginate(f"accounts/{settings.account_id}/courses",
+                                                {**listing, "enrollment_term_id": term_id})
+                return [course["id"] for page in pages for course in page]
+
+            listed = {done.item: done.result() for done in client.map_concurrent(list_term, settings.term_ids)}
+            courses = sorted(c for ids in listed.values() for c in ids)
+            available = [c for c in courses if university.course_by_id[c].workflow_state == "available"]
+
+            def audit(course_id: int) -> list[str]:
+                pages = client.paginate(f"audit/course/courses/{course_id}", {"per_page": 20}, kind="audit")
+                return [event["id"] for page in pages for event in page["events"]]
+
+            def enrollments(course_id: int) -> list[int]:
+                pages = client.graphql_pages(ENROLLMENTS_QUERY, {"courseID": str(course_id), "pageSize": 25},
+                                             connection=("course", "enrollmentsConnection"))
+                return [int(node["_id"]) for nodes in pages for node in nodes]
+
+            def run_phase(fn, items) -> dict[int, Any]:
+                return {done.item: done.result() for done in client.map_concurrent(fn, items)}
+
+            with ThreadPoolExecutor(2) as phases:   # two phases share the one Canvas limiter
+                audits = phases.submit(run_phase, audit, available)
+                graphs = phases.submit(run_phase, enrollments, courses)
+                audit_ids, enrollment_ids = audits.result(), graphs.result()
+            stats = client.stats.snapshot()
+        server_stats = sandbox.stats()
+
+    assert listed == {t: listed_course_ids(university, t) for t in settings.term_ids}
+    assert audit_ids == {c: [e.id for e in university.audit_by_course.get(c, [])] for c in available}
+    assert enrollment_ids == {c: [e.id for e in university.graphql_enrollments(c)] for c in courses}
+    assert sum(len(v) for v in audit_ids.values()) > 20 * len(available) // 2   # several pages per course
+    totals = server_stats["totals"]
+    assert totals["faults"] >= 5 and stats.errors == 0
+    assert stats.throttled == totals["throttled"]
+    assert stats.throttled <= 0.05 * stats.total_requests            # refusals stay rare
+    assert set(stats.requests) == {"oauth", "gateway", "audit", "graphql"}
+
+
+def test_sandbox_graphql_errors_are_fatal(university: University):
+    with Sandbox(university, SandboxOptions(services=())) as sandbox, \
+            client_for("", config=sandbox.config) as client:
+        with pytest.raises(FatalSourceError, match="noSuchField"):
+            client.graphql("query { course(id: \"1\") { noSuchField } }")
+        bad_token = CanvasClient(CanvasSettings(canvas_url=client.settings.canvas_url, canvas_token="wrong"))
+        with bad_token, pytest.raises(FatalSourceError) as info:
+            bad_token.get("courses/1")
+        assert info.value.status == 401

@@ -10,9 +10,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http.client import HTTPMessage
+from types import SimpleNamespace
 
 import pytest
 import requests
+from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 
 from clients.http import (
@@ -20,6 +23,7 @@ from clients.http import (
     ClientStats,
     HttpClient,
     RetryPolicy,
+    build_session,
     check_response,
     map_concurrent,
     parse_retry_after,
@@ -115,6 +119,19 @@ def test_retry_after_seconds_and_http_date():
     error = pytest.raises(RetriableSourceError, check_response,
                           make_response(429, "", {"Retry-After": "12"}), source="c", method="GET").value
     assert error.retry_after == 12.0
+
+
+def test_api_session_refuses_cookies_unless_asked():
+    message = HTTPMessage()
+    message["Set-Cookie"] = "canvas_session=abc; Path=/"
+    raw = SimpleNamespace(_original_response=SimpleNamespace(msg=message))
+    request = requests.Request("GET", "https://canvas.test/api/v1/courses").prepare()
+    kept = []
+    for keep in (False, True):
+        jar = build_session(4, keep_cookies=keep).cookies
+        extract_cookies_to_jar(jar, request, raw)        # what requests does with every response
+        kept.append(len(jar))
+    assert kept == [0, 1]
 
 
 def test_sanitize_url_drops_query_fragment_and_credentials():
