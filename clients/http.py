@@ -175,7 +175,7 @@ class StatsSnapshot:
     requests: Mapping[str, int]      # attempts sent, per endpoint kind
     retries: int                     # attempts repeated after a transient failure
     throttled: int                   # refusals by the rate limiter
-    errors: int                      # logical requests that failed for good
+    errors: int                      # logical requests that failed (incl. a gateway 401 fixed by renewal)
     cost: float                      # sum of X-Request-Cost
     bytes: int                       # response body bytes
 
@@ -231,8 +231,8 @@ class AdaptiveLimiter:
     - a throttled refusal: halve.
     Each change waits for a response to a request started after the previous change (about one round trip),
     so a signal that predates a change cannot move the limit twice; a burst of refusals cuts only once.
-    On an empty Canvas bucket this settles around 6-7 requests in flight (12 would fill it), and lower as the
-    bucket fills.
+    On an empty Canvas bucket this settles well below the 12 requests that would fill it (7-9 against the
+    sandbox), and lower as the bucket fills.
     """
 
     SHRINK_MARGIN = 2.0             # in reservations
@@ -290,7 +290,8 @@ class AdaptiveLimiter:
                 if cuts == self._cuts:   # refusals of requests sent before the last cut are old news
                     self._limit = max(1, int(before * self._decrease))
                     self._cuts += 1
-                    logger.warning("%s throttled: concurrency %d -> %d", self.name, before, self._limit)
+                    level = logging.WARNING if self._limit != before else logging.DEBUG
+                    logger.log(level, "%s throttled: concurrency %d -> %d", self.name, before, self._limit)
             elif generation != self._generation:
                 return                   # sent before the last change: that change already accounted for it
             elif remaining is not None and self._in_flight * self._up_front > \
