@@ -1,0 +1,495 @@
+"""BigQuery REST v2 as `google-cloud-bigquery` speaks it (protocol-notes §B), over UDP's `event_store.events`.
+
+Served: the OAuth token endpoint of a throwaway service account (`POST /token`, JWT-bearer grant, signature
+checked), `jobs.insert`, `jobs.get`, `jobs.getQueryResults` (with paging) and `jobs.query`. The SQL a job
+sends is really evaluated: sqlglot transpiles the BigQuery dialect to DuckDB, which runs it over the
+generated Caliper events. The translation fixes what sqlglot gets wrong or cannot know (§B.8a): JSON path
+keys such as `kaf:course_id`, the UTC session time zone, the project name in table references,
+`CURRENT_DATE()` (the simulator's clock, not the machine's) and query parameters (bound, typed).
+Only events already stored at the clock's "now" are visible.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth import exceptions as auth_exceptions
+from google.auth import jwt
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from sandbox.httpserver import App, Request, Response, ServerOptions, SimServer, json_response
+from sandbox.media_data import MediaData, SimClock, media_data_for
+
+DEFAULT_JOB_PROJECT = "umich-mivideo-sim"
+DEFAULT_UDP_PROJECT = "udp-umich-prod"
+LOCATION = "US"
+TOKEN_SECONDS = 3600
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+_BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DUCK_TO_BQ = {
+    "BOOLEAN": "BOOLEAN", "TINYINT": "INTEGER", "SMALLINT": "INTEGER", "INTEGER": "INTEGER", "BIGINT": "INTEGER",
+    "HUGEINT": "INTEGER", "UTINYINT": "INTEGER", "USMALLINT": "INTEGER", "UINTEGER": "INTEGER",
+    "UBIGINT": "INTEGER", "FLOAT": "FLOAT", "DOUBLE": "FLOAT", "VARCHAR": "STRING", "DATE": "DATE",
+    "TIMESTAMP": "DATETIME", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "TIME": "TIME", "BLOB": "BYTES",
+    "JSON": "JSON",
+}
+
+
+class BigQueryError(Exception):
+    """An API error: HTTP status, BigQuery `reason` and message (rendered as Google's error JSON)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+    def body(self) -> dict[str, Any]:
+        status_names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
+        return {"error": {"code": self.status, "message": self.message,
+                          "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
+                          "status": status_names.get(self.status, "UNKNOWN")}}
+
+    def error_result(self) -> dict[str, str]:
+        return {"reason": self.reason, "location": "query", "message": self.message}
+
+
+# ---------------------------------------------------------------- service account
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    project_id: str
+    client_email: str
+    private_key_id: str
+    public_key_pem: str = field(repr=False)
+
+
+def write_service_account_file(path: Path | str, token_uri: str, *,
+                               project_id: str = DEFAULT_JOB_PROJECT) -> ServiceAccountKey:
+    """Write a throwaway service-account key file whose token endpoint is `token_uri`; trust its key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    key_id = secrets.token_hex(20)
+    email = f"mivideo-job@{project_id}.iam.gserviceaccount.com"
+    document = {
+        "type": "service_account", "project_id": project_id, "private_key_id": key_id,
+        "private_key": private_pem, "client_email": email, "client_id": str(secrets.randbits(64)),
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": token_uri,
+        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+        "client_x509_cert_url": f"https://www.googleapis.com/robot/v1/metadata/x509/{email}",
+        "universe_domain": "googleapis.com",
+    }
+    target = Path(path)
+    target.write_text(json.dumps(document, indent=2))
+    target.chmod(0o600)
+    return ServiceAccountKey(project_id, email, key_id, public_pem)
+
+
+# ---------------------------------------------------------------- SQL: BigQuery -> DuckDB
+def _bigquery_json_path(path: str) -> str:
+    """Re-spell a BigQuery JSONPath so sqlglot keeps keys like `kaf:course_id` whole (it splits at ':')."""
+    keys: list[str] = []
+    rest = path[1:]
+    while rest:
+        if rest.startswith("."):
+            match = re.match(r"\.([^.\[]+)", rest)
+            if not match:
+                return path
+            keys.append(match.group(1))
+        else:
+            match = re.match(r"\[(?:'([^']*)'|\"([^\"]*)\"|(\d+))\]", rest)
+            if not match:
+                return path
+            keys.append(match.group(1) or match.group(2) or f"[{match.group(3)}]")
+        rest = rest[match.end():]
+    parts = [k if k.startswith("[") else f".{k}" if _BARE_KEY.fullmatch(k) else f"['{k}']" for k in keys]
+    return "$" + "".join(parts)
+
+
+def _fix_json_paths(sql: str) -> str:
+    tokens = sqlglot.Dialect.get_or_raise("bigquery").tokenize(sql)
+    pieces, last = [], 0
+    for token in tokens:
+        if token.token_type == TokenType.STRING and token.text.startswith("$"):
+            fixed = _bigquery_json_path(token.text)
+            if fixed != token.text:
+                pieces += [sql[last:token.start], '"' + fixed.replace("\\", "\\\\").replace('"', '\\"') + '"']
+                last = token.end + 1
+    return "".join(pieces) + sql[last:]
+
+
+def _query_parameter(param: Mapping[str, Any]) -> tuple[str, Any]:
+    """A jobs.insert queryParameter -> (name, Python value DuckDB binds with the same meaning)."""
+    kind = param.get("parameterType", {})
+    value = param.get("parameterValue", {})
+    return param.get("name", ""), _typed_value(kind, value)
+
+
+def _typed_value(kind: Mapping[str, Any], value: Mapping[str, Any]) -> Any:
+    if kind.get("type") == "ARRAY":
+        return [_typed_value(kind.get("arrayType", {}), item) for item in value.get("arrayValues", [])]
+    raw = value.get("value")
+    if raw is None:
+        return None
+    converters = {
+        "INT64": int, "INTEGER": int, "FLOAT64": float, "FLOAT": float, "BOOL": lambda v: v.lower() == "true",
+        "BOOLEAN": lambda v: v.lower() == "true", "STRING": str, "NUMERIC": Decimal, "BIGNUMERIC": Decimal,
+        "DATE": date.fromisoformat, "DATETIME": lambda v: datetime.fromisoformat(v).replace(tzinfo=None),
+        "TIMESTAMP": lambda v: datetime.fromisoformat(v.replace(" UTC", "+00:00")).astimezone(UTC),
+    }
+    try:
+        return converters[kind.get("type", "STRING")](raw)
+    except (KeyError, ValueError) as exc:
+        raise BigQueryError(400, "invalidQuery", f"Invalid query parameter value {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Translation:
+    sql: str
+    parameters: frozenset[str]
+
+
+def translate(sql: str, *, job_project: str, udp_project: str, now: datetime) -> Translation:
+    """BigQuery SQL -> DuckDB SQL over this simulator's tables, as of `now`."""
+    try:
+        tree = sqlglot.parse_one(_fix_json_paths(sql), read="bigquery")
+    except sqlglot.errors.ParseError as exc:
+        raise BigQueryError(400, "invalidQuery", f"Syntax error: {exc}") from exc
+    cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        if table.name in cte_names and not table.db:
+            continue
+        project, dataset = table.catalog or job_project, table.db
+        if (project, dataset, table.name) != (udp_project, "event_store", "events"):
+            known = project == udp_project and dataset == "event_store"
+            what = f"Table {project}:{dataset}.{table.name}" if known else f"Dataset {project}:{dataset or '?'}"
+            raise BigQueryError(404, "notFound", f"Not found: {what} was not found in location {LOCATION}")
+        visible = sqlglot.parse_one(
+            f"SELECT * FROM event_store.events WHERE store_time <= CAST('{now.isoformat()}' AS TIMESTAMPTZ)",
+            read="duckdb")
+        table.replace(exp.Subquery(this=visible, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
+    for node in list(tree.find_all(exp.CurrentDate)):
+        node.replace(exp.cast(exp.Literal.string(now.date().isoformat()), exp.DataType.build("DATE")))
+    for node in list(tree.find_all(exp.CurrentTimestamp)):
+        node.replace(exp.cast(exp.Literal.string(now.isoformat()), exp.DataType.build("TIMESTAMPTZ")))
+    names = frozenset(p.name for p in tree.find_all(exp.Parameter))
+    return Translation(tree.sql("duckdb"), names)
+
+
+@dataclass
+class QueryResult:
+    fields: list[dict[str, str]]
+    rows: list[tuple[Any, ...]]
+
+
+class EventStore:
+    """UDP's event_store.events in DuckDB (in memory), queried through `translate`."""
+
+    def __init__(self, data: MediaData) -> None:
+        self._db = duckdb.connect(":memory:")
+        self._db.execute("SET TimeZone = 'UTC'")
+        events = data.events
+        table = pa.table({
+            "id": [e.id for e in events], "type": [e.type for e in events], "action": [e.action for e in events],
+            "event_time": pa.array([e.event_time for e in events], pa.timestamp("us", tz="UTC")),
+            "ed_app": [e.ed_app for e in events], "course_offering_id": [e.course_offering_id for e in events],
+            "actor_id": [e.actor_id for e in events], "event": [e.event for e in events],
+            "store_time": pa.array([e.store_time for e in events], pa.timestamp("us", tz="UTC")),
+        })
+        self._db.register("generated_events", table)
+        self._db.execute("CREATE SCHEMA event_store")
+        self._db.execute("CREATE TABLE event_store.events AS SELECT * FROM generated_events")
+        self._db.unregister("generated_events")
+
+    def run(self, sql: str, params: list[Mapping[str, Any]], *, job_project: str, udp_project: str,
+            now: datetime) -> QueryResult:
+        translation = translate(sql, job_project=job_project, udp_project=udp_project, now=now)
+        bound = dict(_query_parameter(p) for p in params)
+        missing = sorted(translation.parameters - bound.keys())
+        if missing:
+            raise BigQueryError(400, "invalidQuery", f"Query parameter '{missing[0]}' not found")
+        cursor = self._db.cursor()
+        try:
+            cursor.execute("SET TimeZone = 'UTC'")
+            cursor.execute(translation.sql, {k: v for k, v in bound.items() if k in translation.parameters})
+            fields = [{"name": name, "type": _DUCK_TO_BQ.get(str(kind), "STRING"), "mode": "NULLABLE"}
+                      for name, kind, *_ in cursor.description]
+            return QueryResult(fields, cursor.fetchall())
+        except duckdb.Error as exc:
+            raise BigQueryError(400, "invalidQuery", f"Query error: {exc}") from exc
+        finally:
+            cursor.close()
+
+
+def encode_cell(value: Any, bq_type: str, int64_timestamps: bool) -> Any:
+    """One row value as the REST API sends it (`{"v": ...}`)."""
+    if value is None:
+        return None
+    if bq_type == "TIMESTAMP":
+        micros = (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        return str(micros) if int64_timestamps else f"{micros / 1e6:.6E}"
+    if bq_type == "BOOLEAN":
+        return "true" if value else "false"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+# ---------------------------------------------------------------- jobs and tokens
+@dataclass
+class Job:
+    project: str
+    job_id: str
+    query: dict[str, Any]
+    created: datetime
+    result: QueryResult | None = None
+    error: BigQueryError | None = None
+    polls_left: int = 0
+    user_email: str = ""
+
+
+class BigQuerySimulator:
+    def __init__(self, data: MediaData, *, clock: SimClock | None = None, udp_project: str = DEFAULT_UDP_PROJECT,
+                 page_rows: int = 500, running_polls: int = 0) -> None:
+        self.clock = clock or SimClock()
+        self.udp_project, self.page_rows, self.running_polls = udp_project, page_rows, running_polls
+        self.store = EventStore(data)
+        self._lock = threading.Lock()
+        self._keys: dict[str, ServiceAccountKey] = {}
+        self._tokens: dict[str, tuple[str, datetime]] = {}
+        self.jobs: dict[tuple[str, str], Job] = {}
+        self.queries: list[str] = []               # every SQL text received, for tests
+
+    def trust(self, key: ServiceAccountKey) -> None:
+        with self._lock:
+            self._keys[key.client_email] = key
+
+    # ---- OAuth
+    def issue_token(self, form: Mapping[str, list[str]], token_uri: str) -> str:
+        assertion = (form.get("assertion") or [""])[-1]
+        if (form.get("grant_type") or [""])[-1] != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            raise BigQueryError(400, "unsupported_grant_type", "Invalid grant_type")
+        try:
+            claims = jwt.decode(assertion, verify=False)
+            key = self._keys.get(str(claims.get("iss")))
+            if key is None:
+                raise BigQueryError(400, "invalid_grant", "Invalid grant: account not found")
+            # google-auth addresses the assertion to Google's token URI even when the key file names another.
+            jwt.decode(assertion, certs=key.public_key_pem, audience=[token_uri, GOOGLE_TOKEN_URI],
+                       clock_skew_in_seconds=30)
+        except (auth_exceptions.GoogleAuthError, ValueError) as exc:
+            raise BigQueryError(400, "invalid_grant", "Invalid JWT Signature.") from exc
+        token = "ya29.sim-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens[token] = (key.client_email, datetime.now(UTC) + timedelta(seconds=TOKEN_SECONDS))
+        return token
+
+    def authorize(self, request: Request, project: str) -> str:
+        token = request.bearer_token()
+        with self._lock:
+            email, expires = self._tokens.get(token or "", ("", datetime.min.replace(tzinfo=UTC)))
+            key = self._keys.get(email)
+        if key is None or expires <= datetime.now(UTC):
+            raise BigQueryError(401, "required", "Request is missing required authentication credential. "
+                                "Expected OAuth 2 access token, login cookie or other valid authentication credential.")
+        if project != key.project_id:
+            raise BigQueryError(403, "accessDenied", f"Access Denied: Project {project}: User does not have "
+                                f"bigquery.jobs.create permission in project {project}.")
+        return email
+
+    # ---- jobs
+    def insert(self, project: str, body: Mapping[str, Any], email: str) -> Job:
+        config = body.get("configuration", {}).get("query")
+        if not config or not config.get("query"):
+            raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
+        if config.get("useLegacySql", True) is not False:
+            raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+        job_id = body.get("jobReference", {}).get("jobId") or f"job_{uuid.uuid4().hex}"
+        now = self.clock.now()
+        job = Job(project, job_id, dict(config), now, polls_left=self.running_polls, user_email=email)
+        with self._lock:
+            if (project, job_id) in self.jobs:
+                raise BigQueryError(409, "duplicate", f"Already Exists: Job {project}:{LOCATION}.{job_id}")
+            self.jobs[(project, job_id)] = job
+            self.queries.append(config["query"])
+        try:
+            job.result = self.store.run(config["query"], config.get("queryParameters", []), job_project=project,
+                                        udp_project=self.udp_project, now=now)
+        except BigQueryError as exc:
+            job.error = exc
+        return job
+
+    def get(self, project: str, job_id: str) -> Job:
+        with self._lock:
+            job = self.jobs.get((project, job_id))
+        if job is None:
+            raise BigQueryError(404, "notFound", f"Not found: Job {project}:{job_id}")
+        return job
+
+    def poll(self, job: Job) -> bool:
+        """True when the job is done; each poll of a running job brings it closer to done."""
+        with self._lock:
+            if job.polls_left > 0:
+                job.polls_left -= 1
+                return False
+            return True
+
+    def job_resource(self, job: Job, done: bool) -> dict[str, Any]:
+        millis = str(int(job.created.timestamp() * 1000))
+        status: dict[str, Any] = {"state": "DONE" if done else "RUNNING"}
+        if done and job.error is not None:
+            status.update(errorResult=job.error.error_result(), errors=[job.error.error_result()])
+        return {
+            "kind": "bigquery#job", "id": f"{job.project}:{LOCATION}.{job.job_id}", "user_email": job.user_email,
+            "jobReference": {"projectId": job.project, "jobId": job.job_id, "location": LOCATION},
+            "configuration": {"jobType": "QUERY", "query": job.query}, "status": status,
+            "statistics": {"creationTime": millis, "startTime": millis,
+                           "query": {"statementType": "SELECT", "totalBytesProcessed": "0", "cacheHit": False}},
+        }
+
+    def query_results(self, job: Job, query: Mapping[str, list[str]]) -> dict[str, Any]:
+        reference = {"projectId": job.project, "jobId": job.job_id, "location": LOCATION}
+        if not self.poll(job):
+            return {"kind": "bigquery#getQueryResultsResponse", "jobReference": reference, "jobComplete": False}
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        rows, fields = job.result.rows, job.result.fields
+        answer: dict[str, Any] = {"kind": "bigquery#getQueryResultsResponse", "jobReference": reference,
+                                  "jobComplete": True, "schema": {"fields": fields}, "totalRows": str(len(rows)),
+                                  "totalBytesProcessed": "0", "cacheHit": False}
+        start = _page_start(query)
+        limit = min(int(_last(query, "maxResults") or self.page_rows), self.page_rows)
+        if limit == 0:
+            return answer
+        int64 = (_last(query, "formatOptions.useInt64Timestamp") or "").lower() == "true"
+        page = rows[start:start + limit]
+        answer["rows"] = [{"f": [{"v": encode_cell(v, f["type"], int64)} for v, f in zip(row, fields, strict=True)]}
+                          for row in page]
+        if start + limit < len(rows):
+            answer["pageToken"] = base64.urlsafe_b64encode(f"{job.job_id}:{start + limit}".encode()).decode()
+        return answer
+
+
+def _last(query: Mapping[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[-1] if values else None
+
+
+def _page_start(query: Mapping[str, list[str]]) -> int:
+    token = _last(query, "pageToken")
+    if token:
+        try:
+            return int(base64.urlsafe_b64decode(token.encode()).decode().rsplit(":", 1)[1])
+        except (ValueError, IndexError) as exc:
+            raise BigQueryError(400, "invalid", "Invalid page token") from exc
+    return int(_last(query, "startIndex") or 0)
+
+
+# ---------------------------------------------------------------- HTTP
+def _error(exc: BigQueryError) -> Response:
+    return json_response(exc.body(), status=exc.status)
+
+
+def build_bigquery_app(sim: BigQuerySimulator) -> App:
+    app = App()
+
+    @app.route("POST", "/token")
+    def token(request: Request) -> Response:
+        try:
+            access = sim.issue_token(request.form(), f"{request.base_url}/token")
+        except BigQueryError as exc:
+            return json_response({"error": exc.reason, "error_description": exc.message}, status=400)
+        return json_response({"access_token": access, "expires_in": TOKEN_SECONDS, "token_type": "Bearer"})
+
+    @app.route("POST", "/bigquery/v2/projects/{project}/jobs")
+    def jobs_insert(request: Request, project: str) -> Response:
+        try:
+            job = sim.insert(project, request.json() or {}, sim.authorize(request, project))
+            return json_response(sim.job_resource(job, done=job.polls_left == 0))
+        except ValueError:
+            return _error(BigQueryError(400, "parseError", "Parse Error"))
+        except BigQueryError as exc:
+            return _error(exc)
+
+    @app.route("GET", "/bigquery/v2/projects/{project}/jobs/{job_id}")
+    def jobs_get(request: Request, project: str, job_id: str) -> Response:
+        try:
+            sim.authorize(request, project)
+            job = sim.get(project, job_id)
+            return json_response(sim.job_resource(job, done=job.polls_left == 0))
+        except BigQueryError as exc:
+            return _error(exc)
+
+    @app.route("GET", "/bigquery/v2/projects/{project}/queries/{job_id}")
+    def get_query_results(request: Request, project: str, job_id: str) -> Response:
+        try:
+            sim.authorize(request, project)
+            answer = sim.query_results(sim.get(project, job_id), request.query)
+            return json_response(answer, records=len(answer.get("rows", [])))
+        except BigQueryError as exc:
+            return _error(exc)
+
+    @app.route("POST", "/bigquery/v2/projects/{project}/queries")
+    def jobs_query(request: Request, project: str) -> Response:
+        try:
+            body = request.json() or {}
+            email = sim.authorize(request, project)
+            query = {k: body[k] for k in ("query", "useLegacySql", "parameterMode", "queryParameters") if k in body}
+            job = sim.insert(project, {"configuration": {"query": query}}, email)
+            flags = {"formatOptions.useInt64Timestamp": [str(body.get("formatOptions", {}).get(
+                "useInt64Timestamp", False))]}
+            answer = sim.query_results(job, flags)
+            return json_response(answer, records=len(answer.get("rows", [])))
+        except ValueError:
+            return _error(BigQueryError(400, "parseError", "Parse Error"))
+        except BigQueryError as exc:
+            return _error(exc)
+
+    return app
+
+
+def start_bigquery_server(data: MediaData, *, clock: SimClock | None = None,
+                          udp_project: str = DEFAULT_UDP_PROJECT, page_rows: int = 500, running_polls: int = 0,
+                          server_options: ServerOptions | None = None) -> tuple[SimServer, BigQuerySimulator]:
+    sim = BigQuerySimulator(data, clock=clock, udp_project=udp_project, page_rows=page_rows,
+                            running_polls=running_polls)
+    server = SimServer(build_bigquery_app(sim), name="bigquery", options=server_options).start()
+    return server, sim
+
+
+def bigquery_service_factory(university: Any, options: Mapping[str, Any] | None = None) -> tuple[SimServer, dict]:
+    """For sandbox/runner.py: a started BigQuery simulator, a trusted key file, and the config keys.
+
+    The key file goes into `options["config_dir"]` (else a fresh temporary directory) and is named in the
+    config by its absolute path, which resolving it inside any config directory leaves unchanged.
+    """
+    options = dict(options or {})
+    data = media_data_for(university)
+    server, sim = start_bigquery_server(data, clock=options.get("clock"),
+                                        page_rows=int(options.get("page_rows", 500)),
+                                        server_options=options.get("server_options"))
+    directory = Path(options.get("config_dir") or tempfile.mkdtemp(prefix="bigquery-sim-"))
+    key_file = directory / options.get("key_file_name", "udp_service_account.json")
+    sim.trust(write_service_account_file(key_file, f"{server.url}/token"))
+    config = {"MIVIDEO": {"bigquery_api_endpoint": server.url, "udp_service_account_json_filename": str(key_file),
+                          "udp_events_project": sim.udp_project, "kaf_ed_apps": list(data.kaf_apps)}}
+    return server, config
