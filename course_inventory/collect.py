@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from contextlib import ExitStack
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,42 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class PhaseSpan:
+    """When a phase's first request started and its last one ended (monotonic seconds), and its items."""
+
+    start: float
+    end: float
+    items: int = 0
+
+
+class PhaseClock:
+    """Thread-safe spans of each phase, to show that phases overlap instead of waiting for each other."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.origin = time.monotonic()
+        self.spans: dict[str, PhaseSpan] = {}
+
+    @contextmanager
+    def track(self, phase: str, items: int = 1) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            ended = time.monotonic()
+            with self._lock:
+                span = self.spans.setdefault(phase, PhaseSpan(started, ended))
+                span.start, span.end = min(span.start, started), max(span.end, ended)
+                span.items += items
+
+    def relative(self) -> dict[str, tuple[float, float, int]]:
+        """phase -> (start, end, items), seconds since the clock was created."""
+        with self._lock:
+            return {name: (span.start - self.origin, span.end - self.origin, span.items)
+                    for name, span in self.spans.items()}
+
+
+@dataclass
 class RawInventory:
     terms: list[dict[str, Any]] = field(default_factory=list)
     courses: list[dict[str, Any]] = field(default_factory=list)
@@ -34,6 +71,7 @@ class RawInventory:
     usage_rows: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
     enrollment_nodes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    phases: PhaseClock = field(default_factory=PhaseClock)
 
 
 class _Collector:
@@ -44,12 +82,18 @@ class _Collector:
         self._accounts_seen: set[int] = set()
 
     def term(self, term_id: int) -> None:
-        term = canvas_fetch.fetch_term(self.canvas, self.account_id, term_id)
+        with self.raw.phases.track("terms"):
+            term = canvas_fetch.fetch_term(self.canvas, self.account_id, term_id)
         with self._lock:
             self.raw.terms.append(term)
 
     def term_courses(self, term_id: int) -> None:
-        for page in canvas_fetch.iter_course_pages(self.canvas, self.account_id, term_id):
+        pages = canvas_fetch.iter_course_pages(self.canvas, self.account_id, term_id)
+        while True:
+            with self.raw.phases.track("courses"):
+                page = next(pages, None)
+            if page is None:
+                return
             self.tasks.check()
             kept, dropped = keep_courses_with_students(page)
             with self._lock:
@@ -74,26 +118,31 @@ class _Collector:
             self.tasks.submit(self.enrollments, [(cid, None) for cid in ids[start:start + COURSES_PER_REQUEST]])
 
     def published_at(self, course_id: int) -> None:
-        value = canvas_fetch.fetch_published_at(self.canvas, course_id)
+        with self.raw.phases.track("published dates"):
+            value = canvas_fetch.fetch_published_at(self.canvas, course_id)
         with self._lock:
             self.raw.published_at[course_id] = value
         self.progress["published dates"].advance()
 
     def activity(self, course_id: int) -> None:
-        rows = activity_rows(course_id, canvas_fetch.fetch_activity(self.canvas, course_id))
+        with self.raw.phases.track("activity"):
+            rows = activity_rows(course_id, canvas_fetch.fetch_activity(self.canvas, course_id))
         with self._lock:
             self.raw.usage_rows.extend(rows)
         self.progress["activity"].advance()
 
     def account(self, account_id: int) -> None:
-        account = canvas_fetch.fetch_account(self.canvas, account_id)
+        with self.raw.phases.track("accounts"):
+            account = canvas_fetch.fetch_account(self.canvas, account_id)
         with self._lock:
             self.raw.accounts.append(account)
 
     def enrollments(self, pages: list[tuple[int, str | None]]) -> None:
         continuing: list[tuple[int, str | None]] = []
         finished = 0
-        for course_id, nodes, cursor in canvas_fetch.fetch_enrollment_pages(self.canvas, pages):
+        with self.raw.phases.track("enrollments", items=len(pages)):
+            results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
+        for course_id, nodes, cursor in results:
             with self._lock:
                 self.raw.enrollment_nodes.setdefault(course_id, []).extend(nodes)
             if cursor is None:

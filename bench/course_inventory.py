@@ -1,0 +1,123 @@
+"""Benchmark COURSE_INVENTORY against the sandbox: throttle use, phase overlap, load speed, memory.
+
+    python -m bench.course_inventory --scale medium --latency-ms 50 --workers 16
+
+Starts `python -m sandbox serve` (Canvas + gateway with Canvas's default throttle) in one process, runs the
+job in another (bench/inventory_worker.py, so peak memory is the job's own), prints a report and writes it to
+bench/results/. Databases are throwaway and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import hjson
+
+from db.availability import ensure_database
+from db.migrations import apply_migrations
+from tests.conftest import MYSQL, POSTGRES, drop_mysql_database, drop_pg_database
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def all_term_ids(scale: str, seed: int) -> list[int]:
+    from sandbox.generator import generate_university
+
+    return [term.id for term in generate_university(scale, seed).terms]
+
+
+def start_sandbox(args: argparse.Namespace, env_file: Path, udw: str, inventory: str,
+                  term_ids: list[int]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "sandbox", "serve", "--scale", args.scale, "--seed", str(args.seed),
+               "--latency-ms", str(args.latency_ms), "--throttle-status", str(args.throttle_status),
+               "--services", "--env-file", str(env_file), "--udw-dbname", udw, "--inventory-dbname", inventory,
+               "--term-ids", *map(str, term_ids), "--log-level", "WARNING"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    for line in process.stdout:  # the server prints "Serving" once everything is up
+        if "Serving" in line:
+            return process
+        if time.monotonic() > deadline:
+            break
+    process.terminate()
+    raise SystemExit("the sandbox did not start")
+
+
+def report(result: dict, args: argparse.Namespace) -> str:
+    lines = [f"COURSE_INVENTORY benchmark: scale={args.scale} latency={args.latency_ms}ms "
+             f"workers(ceiling)={result['workers']} throttle={args.throttle_status}",
+             f"  API phase wall time       {result['api_wall_s']:8.1f} s",
+             "  phases (start..end s, items):"]
+    for name, span in sorted(result["phases"].items(), key=lambda item: item[1]["start_s"]):
+        lines.append(f"    {name:<16} {span['start_s']:7.1f} .. {span['end_s']:7.1f}   {span['items']}")
+    lines += [
+        f"  transform + UDW           {result['transform_and_udw_s']:8.1f} s",
+        f"  load (6 tables, 1 txn)    {result['load_s']:8.1f} s   {result['rows_loaded_per_s']:,.0f} rows/s",
+        f"  total                     {result['api_wall_s'] + result['transform_and_udw_s'] + result['load_s']:8.1f} s",
+        f"  requests                  {result['total_requests']:8d}   {result['requests_per_s']:.1f}/s  "
+        f"{json.dumps(result['requests'])}",
+        f"  charged cost              {result['charged_cost']:8.1f} s (throttle-bound minimum "
+        f"{result['charged_cost'] / 10:.1f} s)",
+        f"  throttle utilisation      {result['throttle_utilisation']:8.2f}",
+        f"  throttled refusals        {result['throttled']:8d}   ({100 * result['throttled_share']:.2f} % of requests)",
+        f"  retries                   {result['retries']:8d}",
+        f"  peak Canvas in flight     {result['peak_canvas_in_flight']:8d}",
+        f"  rows                      {json.dumps(result['rows'])}",
+        f"  enrollment load           loader {result['enrollment_load']['loader_rows_per_s']:,.0f} rows/s vs "
+        f"LOAD DATA {result['enrollment_load']['load_data_rows_per_s']:,.0f} rows/s "
+        f"(ratio {result['enrollment_load']['ratio']:.2f}, target >= 0.5)",
+        f"  peak memory (job process) {result['peak_rss_mb']:8.0f} MB",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="medium")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--workers", type=int, default=16, help="NUM_ASYNC_WORKERS (the concurrency ceiling)")
+    parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=403)
+    args = parser.parse_args(argv)
+    suffix = uuid.uuid4().hex[:8]
+    udw, inventory = f"bench_udw_{suffix}", f"bench_inventory_{suffix}"
+    inventory_params = {**MYSQL, "dbname": inventory}
+    ensure_database(inventory_params)
+    apply_migrations(inventory_params)
+    sandbox = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+            env_file = Path(directory) / "env.hjson"
+            sandbox = start_sandbox(args, env_file, udw, inventory, all_term_ids(args.scale, args.seed))
+            hjson.loads(env_file.read_text())  # written and parseable
+            worker = subprocess.run([sys.executable, "-m", "bench.inventory_worker", str(env_file),
+                                     str(args.workers)], cwd=ROOT, capture_output=True, text=True, check=False)
+            if worker.returncode != 0:
+                print(worker.stderr, file=sys.stderr)
+                return 1
+            result = json.loads(worker.stdout.strip().splitlines()[-1])
+    finally:
+        if sandbox is not None:
+            sandbox.terminate()
+            sandbox.wait(timeout=60)
+        drop_mysql_database(inventory_params)
+        drop_pg_database({**POSTGRES, "dbname": udw})
+    text = report(result, args)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (RESULTS / f"course_inventory-{args.scale}-{stamp}.json").write_text(json.dumps({**vars(args), **result},
+                                                                                    indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""One measured COURSE_INVENTORY run in its own process (so its peak memory is the job's alone).
+
+Usage: python -m bench.inventory_worker ENV_FILE WORKERS  -> prints one JSON object of measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+import environ
+from clients.canvas import CanvasClient, CanvasSettings
+from clients.udw import UdwClient
+from course_inventory.collect import collect_inventory
+from course_inventory.inventory import build_frames
+from course_inventory.transform import warehouse_time
+from db.engine import create_inventory_engine
+from db.loader import append_rows, replace_tables
+from log_setup import configure_logging
+
+LEAK_PER_SECOND = 10.0  # Canvas's default outflow
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def compare_enrollment_load(engine: sa.Engine, enrollment: pd.DataFrame) -> dict[str, float]:
+    """The loader's INSERT path vs MariaDB's own LOAD DATA LOCAL INFILE, same rows, same scratch table."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS enrollment_bench")
+        conn.exec_driver_sql("CREATE TABLE enrollment_bench LIKE enrollment")  # no foreign keys: pure load speed
+    started = time.monotonic()
+    append_rows(engine, "enrollment_bench", enrollment)
+    loader_s = time.monotonic() - started
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM enrollment_bench")
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, encoding="utf-8") as handle:
+        enrollment.to_csv(handle, index=False, header=False, na_rep="\\N")
+        path = handle.name
+    started = time.monotonic()
+    with engine.begin() as conn:
+        columns = ", ".join(f"`{c}`" for c in enrollment.columns)
+        conn.exec_driver_sql(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE enrollment_bench "
+                             f"FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ({columns})")
+    load_data_s = time.monotonic() - started
+    Path(path).unlink()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE enrollment_bench")
+    rows = len(enrollment)
+    return {"rows": rows, "loader_s": loader_s, "load_data_s": load_data_s,
+            "loader_rows_per_s": rows / loader_s, "load_data_rows_per_s": rows / load_data_s,
+            "ratio": load_data_s / loader_s}
+
+
+def main(env_file: str, workers: int) -> dict:
+    configure_logging("WARNING")
+    env = environ.load_env(Path(env_file), environ.SCHEMA_PATH, {"NUM_ASYNC_WORKERS": str(workers)})
+    settings = CanvasSettings.from_env(env)
+    engine = create_inventory_engine(env["INVENTORY_DB"])
+    udw = UdwClient(env["UDW"])
+    result: dict = {"workers": workers}
+    with CanvasClient(settings) as canvas:
+        started = time.monotonic()
+        raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
+        api_s = time.monotonic() - started
+        stats = canvas.stats.snapshot()
+        peak_in_flight = canvas.canvas_limiter.peak_in_flight
+    sections = {int(n["section"]["_id"]) for nodes in raw.enrollment_nodes.values() for n in nodes}
+    started = time.monotonic()
+    frames = build_frames(raw, udw.section_sis_ids(sections))
+    warehouse_time(udw.canvasdatadate())
+    transform_s = time.monotonic() - started
+    started = time.monotonic()
+    counts = replace_tables(engine, frames)
+    load_s = time.monotonic() - started
+    result.update({
+        "api_wall_s": api_s, "transform_and_udw_s": transform_s, "load_s": load_s,
+        "phases": {name: {"start_s": a, "end_s": b, "items": n} for name, (a, b, n) in raw.phases.relative().items()},
+        "requests": dict(stats.requests), "total_requests": stats.total_requests,
+        "requests_per_s": stats.total_requests / api_s, "charged_cost": stats.cost,
+        "throttle_utilisation": stats.cost / (api_s * LEAK_PER_SECOND),
+        "throttled": stats.throttled, "retries": stats.retries,
+        "throttled_share": stats.throttled / max(stats.total_requests, 1),
+        "peak_canvas_in_flight": peak_in_flight,
+        "rows": counts, "rows_loaded_per_s": sum(counts.values()) / load_s,
+        "enrollment_load": compare_enrollment_load(engine, frames["enrollment"]),
+    })
+    del raw, frames
+    result["peak_rss_mb"] = peak_rss_mb()
+    engine.dispose()
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))
