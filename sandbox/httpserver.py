@@ -343,6 +343,8 @@ class SimServer:
         if self._httpd is None:
             raise RuntimeError(f"{self.name} is not running")
         host, port = self._httpd.server_address[:2]
+        if host in ("0.0.0.0", "::"):          # listening everywhere: advertise loopback in generated URLs
+            host = "127.0.0.1"
         return f"http://{host}:{port}"
 
     # ---- request pipeline (called from handler threads) ----
@@ -357,6 +359,20 @@ class SimServer:
         if key is not None and ticket is None:
             self.stats.throttled()
             return self._refusal()
+        cost, response = 0.0, None
+        try:
+            cost, response = self._process(route, params, request)
+        finally:                               # never leave a reservation behind, whatever happened
+            remaining = self.throttle.finish(ticket, cost) if ticket is not None else None
+        if remaining is not None and response is not None:
+            response.headers["X-Request-Cost"] = f"{cost:.6f}"
+            response.headers["X-Rate-Limit-Remaining"] = f"{remaining:.3f}"
+        self.stats.served(cost, response.records if response else 0, response.status if response else None)
+        return response
+
+    def _process(self, route: Route | None, params: dict[str, Any],
+                 request: Request) -> tuple[float, Response | None]:
+        """Fault draw, handler, server-time sleep; returns the charged cost and the response (None = reset)."""
         fault = None
         if route is not None and route.faultable:
             fault = self.faults.decide(_logical_key(request))
@@ -372,13 +388,7 @@ class SimServer:
         self._sleep(cost)
         if fault is FaultKind.SLOW:
             self._sleep(self.options.faults.slow_seconds)
-        if ticket is not None:
-            remaining = self.throttle.finish(ticket, cost)
-            if response is not None:
-                response.headers["X-Request-Cost"] = f"{cost:.6f}"
-                response.headers["X-Rate-Limit-Remaining"] = f"{remaining:.3f}"
-        self.stats.served(cost, response.records if response else 0, response.status if response else None)
-        return response
+        return cost, response
 
     def _respond(self, route: Route | None, params: dict[str, Any], request: Request,
                  fault: FaultKind | None) -> Response | None:

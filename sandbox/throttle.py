@@ -36,8 +36,8 @@ class ThrottleOptions:
             raise ValueError("throttle needs leak > 0, hwm > 0, maximum >= hwm and up_front >= 0")
 
     def refusal_body(self) -> bytes:
-        reason = "Forbidden" if self.status == 403 else "Too Many Requests"
-        return f"{self.status} {reason} (Rate Limit Exceeded)\n".encode()
+        # Instructure's current docs print "429 Forbidden (Rate Limit Exceeded)" too, so keep the wording.
+        return f"{self.status} Forbidden (Rate Limit Exceeded)\n".encode()
 
 
 @dataclass(frozen=True)
