@@ -37,11 +37,8 @@ from sandbox.university import Course, Enrollment, University
 MAX_PAGE_SIZE = 100
 _ROOT = Path(__file__).resolve().parents[1]
 # Where the published schema may live: a copy inside the repo first, then the shared reference folder.
-SCHEMA_CANDIDATES = (
-    _ROOT / "sandbox" / "canvas-schema.graphql",
-    _ROOT / "shared" / "reference" / "canvas-schema.graphql",
-    _ROOT.parent / "shared" / "reference" / "canvas-schema.graphql",
-)
+# Canvas's published GraphQL schema, kept in the repository so the sandbox works anywhere.
+SCHEMA_CANDIDATES = (_ROOT / "sandbox" / "canvas-schema.graphql",)
 UNAUTHENTICATED_BODY = {"status": "unauthenticated", "errors": [{"message": "user authorization required"}]}
 INVALID_TOKEN_BODY = {"errors": [{"message": "Invalid access token."}]}
 # Canvas's GraphQL reports DB course states; the API's "unpublished" is a created/claimed course.

@@ -14,7 +14,8 @@ from tests.conftest import MYSQL
 from tests.helpers.schema import describe_schema
 from vocab import LoadError
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "seed-era-schema.sql"
+# The dump of a database made by the original tool (see tests/fixtures/README.md).
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "seed-era-schema.sql"
 SEED_IDS = [
     "0001.init_inventory_db", "0002.add_col_published_date", "0003.created_date_datatype_change", "0004.add_sis_id",
     "0005.change_pks_to_canvas_id", "0006.modify_user", "0007.add_section_table", "0008.canvas_usage_table",
