@@ -86,7 +86,8 @@ class CanvasSettings:
 
         def ids(key: str) -> tuple[int, ...]:
             values = canvas.get(key, [])
-            if not isinstance(values, list | tuple) or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            if not isinstance(values, list | tuple) or any(
+                    isinstance(v, bool) or not isinstance(v, int) for v in values):
                 problems.append(f"CANVAS.{key}: list of integer ids expected")
                 return ()
             return tuple(values)

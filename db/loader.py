@@ -16,11 +16,14 @@ import pymysql
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from db.bulk_load import LocalInfileDisabled, load_data_local
 from vocab import LoadError
 
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 5_000
+BULK_MIN_ROWS = 10_000        # below this, INSERTs cost no more than writing a load file
+_local_infile_allowed = True  # flips once if the server refuses LOAD DATA LOCAL INFILE
 
 
 def frame_to_rows(df: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
@@ -55,11 +58,21 @@ def _insert_sql(table: str, columns: Sequence[str], *, ignore_duplicates: bool =
 
 
 def _insert_frame(conn: sa.Connection, table: str, df: pd.DataFrame, *, ignore_duplicates: bool = False) -> int:
-    """Multi-row INSERTs through the driver's executemany (PyMySQL batches them into few statements)."""
+    """Big frames through LOAD DATA LOCAL INFILE; others as multi-row INSERTs (PyMySQL batches executemany)."""
+    global _local_infile_allowed
     if df.empty:
         return 0
-    sql = _insert_sql(table, list(df.columns), ignore_duplicates=ignore_duplicates)
     cursor = conn.connection.driver_connection.cursor()
+    if len(df) >= BULK_MIN_ROWS and not ignore_duplicates and _local_infile_allowed:
+        try:
+            return load_data_local(cursor, table, df)
+        except LocalInfileDisabled:
+            _local_infile_allowed = False
+            logger.warning("the server refuses LOAD DATA LOCAL INFILE; loading with INSERTs (slower)")
+        finally:
+            cursor.close()
+        cursor = conn.connection.driver_connection.cursor()
+    sql = _insert_sql(table, list(df.columns), ignore_duplicates=ignore_duplicates)
     affected = 0
     try:
         batch: list[tuple[Any, ...]] = []
