@@ -11,7 +11,8 @@ the key file's contents or access tokens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -38,7 +39,9 @@ class BigQuerySettings:
     key_file: Path
     api_endpoint: str = ""             # empty: Google's endpoint
     retry_deadline_s: float = 120.0    # how long the library may retry one API call
+    retry_initial_delay_s: float = 1.0 # its first pause (doubled per retry, up to 30 s)
     query_timeout_s: float = 900.0     # how long to wait for a query job to finish
+    max_attempts: int = 3              # runs of a query whose failure was transient (queries are read-only)
 
 
 def create_bigquery_client(settings: BigQuerySettings) -> bigquery.Client:
@@ -74,17 +77,33 @@ def _parameter(name: str, value: Any) -> bigquery.ScalarQueryParameter | bigquer
 class BigQueryReader:
     """Runs read-only queries; one place that maps the library's failures to SourceErrors."""
 
-    def __init__(self, client: bigquery.Client, settings: BigQuerySettings) -> None:
-        self._client, self._settings = client, settings
-        self._retry = bigquery.DEFAULT_RETRY.with_deadline(settings.retry_deadline_s)
+    def __init__(self, client: bigquery.Client, settings: BigQuerySettings, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client, self._settings, self._sleep = client, settings, sleep
+        self._retry = bigquery.DEFAULT_RETRY.with_deadline(settings.retry_deadline_s).with_delay(
+            initial=settings.retry_initial_delay_s, maximum=30.0)
 
     @property
     def project(self) -> str:
         return str(self._client.project)
 
     def query_df(self, sql: str, parameters: Mapping[str, Any], *, label: str = "query") -> pd.DataFrame:
+        """All rows of one query. A transient failure re-runs the whole query (a new job), up to max_attempts."""
         config = bigquery.QueryJobConfig(query_parameters=[_parameter(k, v) for k, v in parameters.items()],
                                          use_legacy_sql=False)
+        for attempt in range(1, self._settings.max_attempts + 1):
+            try:
+                return self._run(sql, config, label)
+            except RetriableSourceError as exc:
+                if attempt == self._settings.max_attempts:
+                    raise
+                wait = min(30.0, 2.0 ** attempt)
+                logger.warning("%s; attempt %d of %d, retrying in %.0fs", exc, attempt, self._settings.max_attempts,
+                               wait)
+                self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _run(self, sql: str, config: bigquery.QueryJobConfig, label: str) -> pd.DataFrame:
         try:
             job = self._client.query(sql, job_config=config, retry=self._retry, job_retry=None)
             rows = job.result(retry=self._retry, timeout=self._settings.query_timeout_s, job_retry=None)
@@ -98,8 +117,10 @@ class BigQueryReader:
         self._client.close()
 
 
+# A truncated body (JSONDecodeError) is transient too: the next attempt gets a whole one.
 _RETRIABLE = (api_exceptions.ServerError, api_exceptions.TooManyRequests, api_exceptions.RetryError,
-              auth_exceptions.TransportError, requests.ConnectionError, requests.Timeout, TimeoutError)
+              auth_exceptions.TransportError, requests.ConnectionError, requests.Timeout, requests.JSONDecodeError,
+              TimeoutError)
 _LIBRARY_ERRORS = (*_RETRIABLE, api_exceptions.GoogleAPICallError, auth_exceptions.GoogleAuthError,
                    requests.RequestException)
 

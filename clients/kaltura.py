@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "kaltura"
 MAX_PAGE_SIZE = 500
+MAX_MATCHES = 10_000                     # Kaltura's search stops at this offset
 MAX_MATCHES_CODE = "QUERY_EXCEEDED_MAX_MATCHES_ALLOWED"
 # Only what the job stores: a full entry has ~50 fields, and parsing them dominates the client's time.
 ENTRY_FIELDS = ("id", "name", "createdAt", "duration", "categories")
@@ -119,9 +120,16 @@ class KalturaMediaClient:
 
     def iter_media_pages(self, *, created_from: int, categories_full_name_in: str,
                          page_size: int = MAX_PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
-        """Every entry created at or after `created_from`, page by page, each exactly once, oldest first."""
+        """Every entry created at or after `created_from`, page by page, each exactly once, oldest first.
+
+        The page size must divide 10,000: a page straddling the limit would come back short and look like
+        the last one.
+        """
+        if not 0 < page_size <= MAX_PAGE_SIZE or MAX_MATCHES % page_size:
+            raise ValueError(f"page size {page_size} must divide {MAX_MATCHES} and be at most {MAX_PAGE_SIZE}")
         lower, seen_at_lower = created_from, frozenset[str]()
         newest, seen_at_newest = created_from, set[str]()
+        last_restart: tuple[int, frozenset[str]] | None = None
         while True:
             page_index, last_size = 1, page_size
             try:
@@ -139,10 +147,13 @@ class KalturaMediaClient:
                     page_index += 1
                 return
             except MaxMatchesExceeded:
-                if page_index == 1:            # cannot happen with a sane page size; never loop forever
-                    raise SourceFormatError("Kaltura refused the first page of a query", source=SOURCE) from None
+                # Each restart must move the bound or exclude more ids; anything else would loop forever.
+                state = (newest, frozenset(seen_at_newest))
+                if page_index == 1 or state == last_restart:
+                    raise SourceFormatError("Kaltura paging made no progress at the 10,000-match limit",
+                                            source=SOURCE) from None
                 self.restarts += 1
-                lower, seen_at_lower = newest, frozenset(seen_at_newest)
+                last_restart = lower, seen_at_lower = state
                 logger.info("Kaltura 10,000-match limit reached: restarting at createdAt %d excluding %d ids",
                             lower, len(seen_at_lower))
 

@@ -52,35 +52,49 @@ class MivideoSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, Any], config_dir: Path) -> MivideoSettings:
+        """Settings from the validated configuration; problems are named by key, values never shown."""
         section = env.get("MIVIDEO")
         if not isinstance(section, Mapping):
             raise ConfigError("MIVIDEO section missing from the configuration")
-        try:
-            default = datetime.fromisoformat(str(section.get("default_last_timestamp", "2020-03-01T00:00:00+00:00")))
-            if default.utcoffset() is None:
-                raise ValueError("no UTC offset")
-            policy = RetryPolicy(max_attempts=int(env.get("MAX_REQ_ATTEMPTS", 3)))
-            project = str(section.get("udp_events_project") or "udp-umich-prod")
-            if not queries.PROJECT_ID.match(project):
-                raise ValueError("udp_events_project is not a BigQuery project id")
-            kaltura = KalturaSettings(
-                service_url=str(section.get("kaltura_service_url") or "https://www.kaltura.com"),
-                partner_id=int(section["kaltura_partner_id"]), secret=str(section["kaltura_user_secret"]),
-                policy=policy)
-            bigquery = BigQuerySettings(key_file=config_dir / str(section["udp_service_account_json_filename"]),
-                                        api_endpoint=str(section.get("bigquery_api_endpoint") or ""))
-        except (KeyError, TypeError, ValueError) as exc:
-            # Name the problem, never the values (the section holds the Kaltura secret).
-            raise ConfigError(f"MIVIDEO configuration is invalid: {type(exc).__name__} "
-                              f"{exc if isinstance(exc, KeyError) else ''}".strip()) from None
+        for key in ("udp_service_account_json_filename", "kaltura_partner_id", "kaltura_user_secret"):
+            if section.get(key) is None:
+                raise ConfigError(f"MIVIDEO.{key} is required")
+        default = _setting(section, "default_last_timestamp", "2020-03-01T00:00:00+00:00", _aware_datetime)
+        project = _setting(section, "udp_events_project", "udp-umich-prod", _project_id)
+        policy = RetryPolicy(max_attempts=_setting(env, "MAX_REQ_ATTEMPTS", 3, int))
         return cls(
-            default_last_timestamp=default.astimezone(UTC),
+            default_last_timestamp=default,
             udp_events_project=project,
-            kaf_ed_apps=tuple(section.get("kaf_ed_apps") or DEFAULT_KAF_APPS),
+            kaf_ed_apps=tuple(str(app) for app in section.get("kaf_ed_apps") or DEFAULT_KAF_APPS),
             categories_full_name_in=str(section.get("kaltura_categories_full_name_in") or "Canvas_UMich"),
-            bigquery=bigquery,
-            kaltura=kaltura,
+            bigquery=BigQuerySettings(key_file=config_dir / str(section["udp_service_account_json_filename"]),
+                                      api_endpoint=str(section.get("bigquery_api_endpoint") or ""),
+                                      max_attempts=policy.max_attempts),
+            kaltura=KalturaSettings(service_url=str(section.get("kaltura_service_url") or "https://www.kaltura.com"),
+                                    partner_id=_setting(section, "kaltura_partner_id", None, int),
+                                    secret=str(section["kaltura_user_secret"]), policy=policy),
         )
+
+
+def _setting(section: Mapping[str, Any], key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
+    value = section.get(key)
+    try:
+        return convert(default if value in (None, "") else value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} is invalid: {exc}") from None
+
+
+def _aware_datetime(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.utcoffset() is None:
+        raise ValueError("an ISO 8601 timestamp with a UTC offset is expected")
+    return parsed.astimezone(UTC)
+
+
+def _project_id(value: Any) -> str:
+    if not queries.PROJECT_ID.match(str(value)):
+        raise ValueError("not a BigQuery project id")
+    return str(value)
 
 
 def _stored_max(engine: sa.Engine, table: str, column: str) -> datetime | None:

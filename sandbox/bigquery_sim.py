@@ -412,7 +412,9 @@ def _error(exc: BigQueryError) -> Response:
 def build_bigquery_app(sim: BigQuerySimulator) -> App:
     app = App()
 
-    @app.route("POST", "/token")
+    # Google's OAuth server is another service: the injected faults model the BigQuery API only (and
+    # google-auth fails with a TypeError, not a retriable error, on a truncated token response).
+    @app.route("POST", "/token", faultable=False)
     def token(request: Request) -> Response:
         try:
             access = sim.issue_token(request.form(), f"{request.base_url}/token")
@@ -479,17 +481,22 @@ def start_bigquery_server(data: MediaData, *, clock: SimClock | None = None,
 def bigquery_service_factory(university: Any, options: Mapping[str, Any] | None = None) -> tuple[SimServer, dict]:
     """For sandbox/runner.py: a started BigQuery simulator, a trusted key file, and the config keys.
 
-    The key file goes into `options["config_dir"]` (else a fresh temporary directory) and is named in the
-    config by its absolute path, which resolving it inside any config directory leaves unchanged.
+    The key file is written into `options["config_dir"]` and named by its file name; without a config
+    directory it goes to a fresh temporary directory and is named by its absolute path (which resolving
+    it inside any config directory leaves unchanged).
     """
     options = dict(options or {})
     data = media_data_for(university)
     server, sim = start_bigquery_server(data, clock=options.get("clock"),
                                         page_rows=int(options.get("page_rows", 500)),
+                                        running_polls=int(options.get("running_polls", 0)),
                                         server_options=options.get("server_options"))
-    directory = Path(options.get("config_dir") or tempfile.mkdtemp(prefix="bigquery-sim-"))
-    key_file = directory / options.get("key_file_name", "udp_service_account.json")
+    config_dir = options.get("config_dir")
+    directory = Path(config_dir) if config_dir else Path(tempfile.mkdtemp(prefix="bigquery-sim-"))
+    key_file = directory / str(options.get("key_file_name", "udp_service_account.json"))
     sim.trust(write_service_account_file(key_file, f"{server.url}/token"))
-    config = {"MIVIDEO": {"bigquery_api_endpoint": server.url, "udp_service_account_json_filename": str(key_file),
-                          "udp_events_project": sim.udp_project, "kaf_ed_apps": list(data.kaf_apps)}}
+    config = {"MIVIDEO": {"bigquery_api_endpoint": server.url,
+                          "udp_service_account_json_filename": key_file.name if config_dir else str(key_file),
+                          "udp_events_project": sim.udp_project, "kaf_ed_apps": list(data.kaf_apps),
+                          "default_last_timestamp": data.default_last_timestamp.isoformat()}}
     return server, config

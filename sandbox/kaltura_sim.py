@@ -62,7 +62,7 @@ class KalturaApiError(Exception):
 class KalturaSimOptions:
     partner_id: int
     admin_secret: str
-    max_ks_seconds: int = 86_400     # the server caps a session's expiry at this many seconds
+    max_ks_seconds: int = 86_400     # the server caps a session's expiry at this many seconds (0: born expired)
 
 
 # ---------------------------------------------------------------- XML rendering (pure)
@@ -171,7 +171,7 @@ class KsIssuer:
         if partner != self._options.partner_id or not hmac.compare_digest(secret, self._options.admin_secret):
             raise KalturaApiError("START_SESSION_ERROR", f"Error while starting session for partner [{partner}]")
         expiry = _int(params.get("expiry", 86_400), "expiry") if _present(params, "expiry") else 86_400
-        lifetime = min(max(expiry, 1), self._options.max_ks_seconds)
+        lifetime = max(min(expiry, self._options.max_ks_seconds), 0)
         expires = int(self._clock.now().timestamp()) + lifetime
         fields = f"{partner};{expires};{_int(params.get('type', 0), 'type')};{secrets.token_hex(8)}"
         signature = hmac.new(self._key, fields.encode(), hashlib.sha1).hexdigest()

@@ -9,6 +9,7 @@ generator's own record of why it created each category, not from parsing the cat
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import string
@@ -205,7 +206,16 @@ def expected_hourly(data: MediaData, *, after: datetime, before: datetime, visib
 def generate_media(seed: int, *, n_entries: int = 48_000, n_events: int = 40_000,
                    course_ids: Sequence[int] | None = None, category_root: str = CATEGORY_ROOT,
                    listing_from: datetime = DEFAULT_LAST_TIMESTAMP) -> MediaData:
-    """A deterministic data set. `listing_from` anchors the same-second bursts forced onto page boundaries."""
+    """A deterministic data set. `listing_from` anchors the same-second bursts forced onto page boundaries.
+
+    Results are cached per arguments (generation takes seconds): treat the returned data as read-only.
+    """
+    return _generate(seed, n_entries, n_events, tuple(course_ids or ()), category_root, listing_from)
+
+
+@functools.lru_cache(maxsize=4)
+def _generate(seed: int, n_entries: int, n_events: int, course_ids: tuple[int, ...], category_root: str,
+              listing_from: datetime) -> MediaData:
     rng = random.Random(f"mivideo-{seed}")
     courses = list(course_ids) if course_ids else rng.sample(range(300_000, 400_000), 2_500)
     entries = _generate_entries(rng, n_entries, courses, category_root)
