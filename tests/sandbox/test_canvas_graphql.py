@@ -1,10 +1,17 @@
-"""Canvas GraphQL simulator: schema validation, paging across pages, aliases, errors, auth, cost records."""
+"""Canvas GraphQL simulator: schema validation, paging across pages, aliases, errors, auth, cost records, and the
+compiled completion of plain-dict lists answering exactly like graphql-core."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 import requests
+from graphql import Executor, GraphQLSchema, build_schema, execute, parse, validate
 
+from course_inventory.gql_queries import enrollments_query, enrollments_variables
+from sandbox.canvas_graphql import GraphQLEndpoint, PlainDataExecutor, QueryContext, encode_cursor
 from sandbox.canvas_rest import CanvasOptions, build_canvas_app
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from tests.sandbox.test_canvas_rest import TOKEN, tiny_university
@@ -126,3 +133,97 @@ def test_auth_401s_and_body_token(canvas):
 def test_relay_id_is_accepted(canvas):
     relay = post(canvas, {"query": "{ course(id: \"101\") { id } }"}).json()["data"]["course"]["id"]
     assert post(canvas, {"query": f"{{ course(id: \"{relay}\") {{ _id }} }}"}).json()["data"]["course"]["_id"] == "101"
+
+
+# ---- the compiled completion of plain-dict lists answers exactly as graphql-core does ----
+TOY_SCHEMA = build_schema("""
+type Query { items: [Item] strict: [Item!]! words: [String] }
+type Item {
+  id: ID!
+  name: String
+  flag: Boolean
+  count: Int
+  color: Color
+  tags: [String!]
+  child: Item
+  children(first: Int): [Item]
+}
+enum Color { RED GREEN }
+""")
+TOY_QUERY = """
+query Toy($skipName: Boolean!) {
+  items { __typename id label: name @skip(if: $skipName) ...More child { id child { name } } }
+  strict { id tags }
+  words
+}
+fragment More on Item { flag count color tags }
+"""
+
+
+def toy_item(n: int, **changes: Any) -> dict[str, Any]:
+    return {"id": str(n), "name": f"item {n}", "flag": n % 2 == 0, "count": n, "color": "RED", "tags": ["a", "b"],
+            "child": {"id": n * 10, "name": None, "child": None}, **changes}
+
+
+def both_executors(root: dict[str, Any], query: str = TOY_QUERY, variables: dict | None = None,
+                   schema: GraphQLSchema = TOY_SCHEMA) -> tuple[dict, dict]:
+    document = parse(query)
+    assert not validate(schema, document)
+    variables = {"skipName": False} if variables is None else variables
+    reference = execute(schema, document, root_value=root, variable_values=variables)
+    fast = execute(schema, document, root_value=root, variable_values=variables, executor_class=PlainDataExecutor)
+    return reference.formatted, fast.formatted
+
+
+@pytest.mark.parametrize(("root", "plain"), [
+    ({"items": [toy_item(n) for n in range(5)], "strict": [toy_item(7)], "words": ["x", None, "y"]}, True),
+    ({"items": [], "strict": [], "words": None}, True),
+    ({"items": [toy_item(1, id=None), toy_item(2)], "strict": [toy_item(3)], "words": []}, False),    # null in ID!
+    ({"items": [toy_item(1, tags=["a", None])], "strict": [toy_item(2)], "words": []}, False),  # null in String!
+    ({"items": [toy_item(1, count=2**40, color="BLUE")], "strict": [], "words": [1.5, True]}, False),  # coercion
+    ({"items": [toy_item(1, child=["not", "an", "object"])], "strict": [], "words": []}, False),
+    ({"items": [toy_item(1, name=lambda _info, **_args: "called")], "strict": [], "words": []}, False),  # resolver
+    ({"items": [None, toy_item(2)], "strict": [toy_item(3, id=None)], "words": "not a list"}, False),
+])
+def test_plain_data_executor_answers_like_graphql_core(root, plain, monkeypatch):
+    per_item = []
+    original = Executor.complete_list_item_value
+    monkeypatch.setattr(Executor, "complete_list_item_value",
+                        lambda self, *args: per_item.append(type(self)) or original(self, *args))
+    reference, fast = both_executors(root)
+    assert fast == reference
+    assert json.dumps(fast) == json.dumps(reference)           # same keys in the same order
+    # The compiled pass did the work, or handed it to graphql-core when the data needed its error handling.
+    assert (PlainDataExecutor in per_item) is not plain
+
+
+def test_plain_data_executor_honours_directives_and_arguments():
+    root = {"items": [{**toy_item(1), "children": [toy_item(2)]}], "strict": [], "words": []}
+    for skip in (True, False):
+        reference, fast = both_executors(root, variables={"skipName": skip})
+        assert fast == reference and ("label" in json.dumps(fast)) is not skip
+    query = "{ items { children(first: 1) { id } } }"   # a field with arguments takes graphql-core's own path
+    reference, fast = both_executors(root, query, variables={})
+    assert fast == reference == {"data": {"items": [{"children": [{"id": "2"}]}]}}
+
+
+def test_enrollment_page_is_answered_like_graphql_core(university):
+    endpoint = GraphQLEndpoint(university, [TOKEN])
+    query = enrollments_query(3)
+    variables = enrollments_variables([(101, None), (102, encode_cursor(2)), (424242, None)], page_size=5)
+    fast = json.loads(endpoint.run(query, variables, None).body)
+    reference = execute(endpoint.schema, parse(query), context_value=QueryContext(university),
+                        variable_values=variables)
+    assert fast == reference.formatted and len(fast["data"]["c0"]["enrollmentsConnection"]["nodes"]) == 5
+    assert fast["data"]["c2"] is None
+
+
+def test_queries_are_validated_once_per_text(university, monkeypatch):
+    endpoint = GraphQLEndpoint(university, [TOKEN])
+    calls = []
+    monkeypatch.setattr("sandbox.canvas_graphql.validate", lambda *args: calls.append(1) or validate(*args))
+    bad = "{ course(id: \"101\") { noSuchField } }"
+    for _ in range(3):
+        assert json.loads(endpoint.run(QUERY, {"courseID": "101", "size": 2}, None).body)["data"]["course"]
+        assert "data" not in json.loads(endpoint.run(bad, None, None).body)
+    assert len(calls) == 2                                     # each text validated once, errors remembered
