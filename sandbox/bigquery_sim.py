@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -186,8 +187,9 @@ def translate(sql: str, *, job_project: str, udp_project: str, now: datetime) ->
             f"SELECT * FROM event_store.events WHERE store_time <= CAST('{now.isoformat()}' AS TIMESTAMPTZ)",
             read="duckdb")
         table.replace(exp.Subquery(this=visible, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
-    for node in list(tree.find_all(exp.CurrentDate)):
-        node.replace(exp.cast(exp.Literal.string(now.date().isoformat()), exp.DataType.build("DATE")))
+    for node in list(tree.find_all(exp.CurrentDate)):         # BigQuery's CURRENT_DATE([zone]), default UTC
+        zone = ZoneInfo(node.this.name) if isinstance(node.this, exp.Literal) else UTC
+        node.replace(exp.cast(exp.Literal.string(now.astimezone(zone).date().isoformat()), exp.DataType.build("DATE")))
     for node in list(tree.find_all(exp.CurrentTimestamp)):
         node.replace(exp.cast(exp.Literal.string(now.isoformat()), exp.DataType.build("TIMESTAMPTZ")))
     names = frozenset(p.name for p in tree.find_all(exp.Parameter))
@@ -437,7 +439,7 @@ def build_bigquery_app(sim: BigQuerySimulator) -> App:
         try:
             sim.authorize(request, project)
             job = sim.get(project, job_id)
-            return json_response(sim.job_resource(job, done=job.polls_left == 0))
+            return json_response(sim.job_resource(job, done=sim.poll(job)))
         except BigQueryError as exc:
             return _error(exc)
 

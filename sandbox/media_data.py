@@ -15,9 +15,8 @@ import random
 import string
 import threading
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,7 +98,6 @@ class MediaData:
     entries: list[MediaEntry]        # ascending (created_at, id)
     events: list[CaliperEvent]       # ascending event_time
     default_last_timestamp: datetime = DEFAULT_LAST_TIMESTAMP
-    extra: dict = field(default_factory=dict)
 
 
 class SimClock:
@@ -108,7 +106,7 @@ class SimClock:
     def __init__(self, start: datetime | None = None) -> None:
         if start is not None and start.utcoffset() is None:
             raise ValueError("SimClock needs a tz-aware start")
-        self._fixed = start
+        self._fixed = start.astimezone(UTC) if start is not None else None
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -392,11 +390,3 @@ def _course_extension(rng: random.Random, course: int, force: bool) -> tuple[dic
     if roll < 0.96:
         return {"kaf:course_id": rng.choice(("", "sandbox", "n/a"))}, None
     return {"kaf:course_id": None, "kaf:category_id": str(course)}, None
-
-
-def group_by_second(entries: Iterable[MediaEntry]) -> dict[int, list[MediaEntry]]:
-    """Entries per creation second (for tests that look at boundaries)."""
-    grouped: dict[int, list[MediaEntry]] = defaultdict(list)
-    for entry in entries:
-        grouped[entry.created_at].append(entry)
-    return grouped
