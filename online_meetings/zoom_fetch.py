@@ -1,0 +1,155 @@
+"""Gather CANVAS_ZOOM_MEETINGS' raw data as one pipeline over the shared Canvas client and the Zoom client.
+
+Each page of published courses immediately schedules those courses' tab requests, and each Zoom placement
+found schedules its launch and history pages, so no phase waits for an unrelated one. The extra courses
+(ADD_COURSE_IDS) are fetched once every term listing has finished, and only if no listing returned them.
+Canvas failures stop the job (nothing partial is loaded); a failure inside one course's launch or Zoom
+history is logged, counted and skips only that placement's meetings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from clients.canvas import CanvasClient
+from clients.progress import Progress
+from clients.tasks import TaskGroup
+from clients.zoom_lti import ZoomLtiClient
+from online_meetings import parse
+from vocab import FatalSourceError, SourceError, SourceFormatError
+
+logger = logging.getLogger(__name__)
+
+PUBLISHED_COURSES = {"published": "true"}
+
+
+@dataclass
+class ZoomCollection:
+    scanned: dict[int, dict[str, Any]] = field(default_factory=dict)       # every course whose tabs were read
+    zoom_courses: dict[int, dict[str, Any]] = field(default_factory=dict)  # courses with a Zoom placement
+    placements: int = 0
+    failed_launches: list[tuple[int, str]] = field(default_factory=list)   # (course id, reason)
+    # Per course, each placement's meetings (placement order), so the output does not depend on thread timing.
+    meetings: dict[int, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
+
+    def meetings_by_course(self) -> dict[int, list[dict[str, Any]]]:
+        return {course_id: [m for index in sorted(per_tab) for m in per_tab[index]]
+                for course_id, per_tab in self.meetings.items()}
+
+    @property
+    def meeting_count(self) -> int:
+        return sum(len(items) for per_tab in self.meetings.values() for items in per_tab.values())
+
+
+class _Collector:
+    def __init__(self, canvas: CanvasClient, zoom: ZoomLtiClient, tasks: TaskGroup, progress: dict[str, Progress],
+                 account_id: int, term_ids: Sequence[int], add_course_ids: Sequence[int]) -> None:
+        self.canvas, self.zoom, self.tasks, self.progress = canvas, zoom, tasks, progress
+        self.account_id, self.add_course_ids = account_id, list(add_course_ids)
+        self.result = ZoomCollection()
+        self._lock = threading.Lock()
+        self._listed: set[int] = set()
+        self._listings_left = len(term_ids)
+
+    def start(self, term_ids: Sequence[int]) -> None:
+        for term_id in term_ids:
+            self.tasks.submit(self.term_courses, term_id)
+        if not term_ids:
+            self._schedule_added_courses()
+
+    def term_courses(self, term_id: int) -> None:
+        params = {**PUBLISHED_COURSES, "enrollment_term_id": term_id}
+        for page in self.canvas.paginate(f"accounts/{self.account_id}/courses", params, kind="courses"):
+            self.tasks.check()
+            if not isinstance(page, list):
+                raise SourceFormatError(f"course list of term {term_id} is not a JSON list", source="canvas")
+            for course in page:
+                self._add_course(course)
+        with self._lock:
+            self._listings_left -= 1
+            last = self._listings_left == 0
+        if last:
+            self._schedule_added_courses()
+
+    def _schedule_added_courses(self) -> None:
+        with self._lock:
+            missing = [cid for cid in dict.fromkeys(self.add_course_ids) if cid not in self._listed]
+        if self.add_course_ids:
+            logger.info("%d of %d extra course(s) not in the term listings", len(missing), len(self.add_course_ids))
+        for course_id in missing:
+            self.tasks.submit(self.added_course, course_id)
+
+    def added_course(self, course_id: int) -> None:
+        try:
+            course = self.canvas.get(f"courses/{course_id}", kind="course")
+        except FatalSourceError as exc:
+            if exc.status != 404:
+                raise
+            logger.warning("extra course %d not found in Canvas (404); skipped", course_id)
+            return
+        self._add_course(course)
+
+    def _add_course(self, course: Any) -> None:
+        if not isinstance(course, dict) or not isinstance(course.get("id"), int):
+            raise SourceFormatError("Canvas course without an integer id", source="canvas")
+        with self._lock:
+            if course["id"] in self._listed:
+                return
+            self._listed.add(course["id"])
+        self.tasks.submit(self.course_tabs, course)
+
+    def course_tabs(self, course: dict[str, Any]) -> None:
+        course_id = course["id"]
+        try:
+            tabs = self.canvas.get(f"courses/{course_id}/tabs", kind="tabs")
+        except FatalSourceError as exc:
+            if exc.status != 404:
+                raise
+            logger.warning("course %d disappeared before its tabs were read (404); skipped", course_id)
+            return
+        placements = parse.zoom_placements(tabs)
+        with self._lock:
+            self.result.scanned[course_id] = course
+            if placements:
+                self.result.zoom_courses[course_id] = course
+                self.result.placements += len(placements)
+        self.progress["courses"].advance()
+        for index, tab in enumerate(placements):
+            self.tasks.submit(self.placement_meetings, course_id, index, tab["url"])
+
+    def placement_meetings(self, course_id: int, index: int, tab_url: str) -> None:
+        self.tasks.check()
+        try:
+            launch = self.zoom.launch(lambda: parse.launch_url(self.canvas.get(tab_url, kind="lti launch")))
+            with launch:
+                meetings = launch.previous_meetings()
+        except SourceError as exc:
+            logger.warning("course %d: Zoom launch failed, its meetings are skipped: %s", course_id, exc)
+            with self._lock:
+                self.result.failed_launches.append((course_id, str(exc)))
+            self.progress["launches"].advance()
+            return
+        with self._lock:
+            self.result.meetings.setdefault(course_id, {})[index] = meetings
+        self.progress["launches"].advance()
+
+
+def collect_zoom_meetings(canvas: CanvasClient, zoom: ZoomLtiClient, account_id: int, term_ids: Sequence[int],
+                          add_course_ids: Sequence[int] = ()) -> ZoomCollection:
+    """Scan the courses, launch every Zoom placement and read its meeting history.
+
+    Raises the first Canvas error (listing, course, tabs); launch/history failures are collected instead.
+    """
+    with ExitStack() as stack:
+        progress = {phase: stack.enter_context(Progress(phase, None, logger, stats=canvas.stats))
+                    for phase in ("courses", "launches")}
+        tasks = stack.enter_context(TaskGroup(canvas.settings.num_workers + 2, name="zoom"))
+        collector = _Collector(canvas, zoom, tasks, progress, account_id, term_ids, add_course_ids)
+        collector.start(term_ids)
+        tasks.wait()
+    return collector.result
