@@ -45,5 +45,7 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     handler.addFilter(RedactSecrets(secrets))
     root.addHandler(handler)
     root.setLevel(level)
-    # yoyo logs each step at INFO; keep it to warnings.
-    logging.getLogger("yoyo").setLevel(max(logging.WARNING, root.level))
+    # yoyo logs each step at INFO; urllib3 logs every request line with its query string at DEBUG
+    # (launch verifiers, Zoom's lti_scid): keep both to warnings.
+    for noisy in ("yoyo", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

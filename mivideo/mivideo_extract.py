@@ -134,7 +134,7 @@ def load_media_created(kaltura: KalturaMediaClient, engine: sa.Engine, settings:
         new_media += inserted[CREATED_TABLE]
         new_links += inserted[COURSES_TABLE]
         skipped += frames.skipped_categories
-        logger.info("media created: page of %d entries, %d new (%d seen so far)", len(page),
+        logger.debug("media created: page of %d entries, %d new (%d seen so far)", len(page),
                     inserted[CREATED_TABLE], seen)
     if skipped:
         logger.info("media created: skipped %d categories without a numeric Canvas course id", skipped)

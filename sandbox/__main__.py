@@ -11,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -152,12 +153,40 @@ def demo(args: argparse.Namespace) -> int:
         with Sandbox(_university(args.scale, args.seed), options) as sandbox:
             print(f"simulators: {json.dumps(sandbox.urls())}", flush=True)
             environment = {**os.environ, "ENV_DIR": directory, "ENV_FILE": env_file.name}
+            started = time.monotonic()
             code = subprocess.call([sys.executable, str(ROOT / "run_jobs.py")], cwd=ROOT, env=environment)
+            elapsed = time.monotonic() - started
             print(json.dumps(sandbox.stats()["totals"], indent=2))
+            if options.inventory_db is not None:
+                print(_summary(options.inventory_db, elapsed), flush=True)
         if not args.keep_databases and options.inventory_db is not None:
             _drop_mysql_database(options.inventory_db)
     print(f"run_jobs.py exited with {code}")
     return code
+
+
+def _summary(params: Mapping[str, str], elapsed: float) -> str:
+    """Rows per inventory table and the data_source_status rows the run recorded."""
+    import pymysql
+
+    connection = pymysql.connect(host=params["host"], port=int(params["port"]), user=params["user"],
+                                 password=params["password"], database=params["dbname"])
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+                       "AND table_name NOT LIKE %s AND table_name <> 'yoyo_lock' ORDER BY table_name", ("\\_yoyo%",))
+        tables = [row[0] for row in cursor.fetchall()]
+        counts = []
+        for table in tables:
+            cursor.execute(f"SELECT COUNT(*) FROM `{table}`")   # names from information_schema
+            counts.append((table, cursor.fetchone()[0]))
+        cursor.execute("SELECT j.job_name, s.data_source_name, s.data_updated_at FROM data_source_status s "
+                       "JOIN job_run j ON j.id = s.job_run_id ORDER BY s.id")
+        statuses = cursor.fetchall()
+    lines = ["", f"demo: run_jobs.py took {elapsed:.1f}s", "rows per table:"]
+    lines += [f"  {table:<30} {count:>8}" for table, count in counts]
+    lines.append("data_source_status:")
+    lines += [f"  {job:<22} {source:<28} {updated:%Y-%m-%d %H:%M:%S} UTC" for job, source, updated in statuses]
+    return "\n".join(lines)
 
 
 def _drop_mysql_database(params: dict[str, str] | Any) -> None:

@@ -42,6 +42,7 @@ ENV_TEMPLATE = ROOT / "config" / "env_blank.hjson"
 BUILTIN_SERVICES: dict[str, str] = {
     "kaltura": "sandbox.kaltura_sim:kaltura_service_factory",
     "bigquery": "sandbox.bigquery_sim:bigquery_service_factory",
+    "zoom": "sandbox.zoom_sim:zoom_service_factory",
 }
 _registry: dict[str, ServiceFactory] = {}     # register_service() additions and overrides
 
