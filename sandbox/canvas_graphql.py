@@ -3,7 +3,7 @@
 Queries are parsed and validated with graphql-core against canvas-schema.graphql (loaded once per
 process; each distinct query text is parsed and validated once); parse/validation errors answer HTTP 200
 with `errors` and no `data`, as graphql-ruby does. Execution is graphql-core's, except that lists of plain
-dicts are completed by a compiled projection (`PlainDataExecutor`) to keep the simulator's CPU low.
+dicts are serialized by a compiled projection (`PlainDataExecutor`) to keep the simulator's CPU low.
 Resolved: `course(id:)` (legacy or Relay id; unknown -> null) with `_id id name courseCode state sisId
 createdAt account term`, and `enrollmentsConnection(first, after, last, before, filter)` with `nodes`,
 `edges {cursor node}` and `pageInfo`; Enrollment `_id id state type userId courseSectionId section user
@@ -19,6 +19,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ SCHEMA_CANDIDATES = (_ROOT / "sandbox" / "canvas-schema.graphql",)
 UNAUTHENTICATED_BODY = {"status": "unauthenticated", "errors": [{"message": "user authorization required"}]}
 INVALID_TOKEN_BODY = {"errors": [{"message": "Invalid access token."}]}
 # Canvas's GraphQL reports DB course states; the API's "unpublished" is a created/claimed course.
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"            # as json_response writes it
 _COURSE_STATE = {"unpublished": "claimed", "available": "available", "completed": "completed", "deleted": "deleted"}
 
 
@@ -140,21 +142,25 @@ def course_object(university: University, course: Course) -> dict[str, Any]:
 
 
 def enrollment_object(university: University, enrollment: Enrollment,
-                      courses: dict[int, dict[str, Any] | None] | None = None) -> dict[str, Any]:
-    """The Enrollment node; `courses` caches course objects across the nodes of one page (all one course)."""
-    section = university.section_by_id.get(enrollment.section_id)
-    user = university.user_by_id.get(enrollment.user_id)
-    courses = {} if courses is None else courses
-    if enrollment.course_id not in courses:
+                      shared: dict[tuple[str, int], dict[str, Any] | None] | None = None) -> dict[str, Any]:
+    """The Enrollment node; `shared` caches course and section objects across the nodes of one page."""
+    shared = {} if shared is None else shared
+    section_key, course_key = ("section", enrollment.section_id), ("course", enrollment.course_id)
+    if section_key not in shared:
+        section = university.section_by_id.get(enrollment.section_id)
+        shared[section_key] = None if section is None else {
+            "_id": str(section.id), "id": relay_id("Section", section.id), "name": section.name,
+            "sisId": section.sis_source_id}
+    if course_key not in shared:
         course = university.course_by_id.get(enrollment.course_id)
-        courses[enrollment.course_id] = None if course is None else course_object(university, course)
+        shared[course_key] = None if course is None else course_object(university, course)
+    user = university.user_by_id.get(enrollment.user_id)
     return {
         "_id": str(enrollment.id), "id": relay_id("Enrollment", enrollment.id), "state": enrollment.state,
         "type": enrollment.type, "userId": str(enrollment.user_id), "courseSectionId": str(enrollment.section_id),
-        "section": None if section is None else {"_id": str(section.id), "id": relay_id("Section", section.id),
-                                                 "name": section.name, "sisId": section.sis_source_id},
+        "section": shared[section_key],
         "user": None if user is None else {"_id": str(user.id), "id": relay_id("User", user.id), "name": user.name},
-        "course": courses[enrollment.course_id],
+        "course": shared[course_key],
     }
 
 
@@ -186,8 +192,8 @@ def resolve_enrollments(course: dict[str, Any], info: GraphQLResolveInfo, after:
     start, end = page_bounds(len(items), after=after, before=before, first=first, last=last)
     page = items[start:end]
     context.records += len(page)
-    courses: dict[int, dict[str, Any] | None] = {}
-    nodes = [enrollment_object(university, e, courses) for e in page]
+    shared: dict[tuple[str, int], dict[str, Any] | None] = {}
+    nodes = [enrollment_object(university, e, shared) for e in page]
     edges = [{"cursor": encode_cursor(start + i + 1), "node": node} for i, node in enumerate(nodes)]
     return {
         "nodes": nodes, "edges": edges,
@@ -218,10 +224,10 @@ def page_bounds(total: int, *, after: str | None, before: str | None, first: int
     return start, end
 
 
-# ---- execution: graphql-core, with one compiled pass for lists of plain dicts ----
-_Complete = Callable[[Any], Any]
-# (response key, field name, completion, a Python type whose values the field's scalar returns unchanged)
-_FieldPlan = tuple[str, str, _Complete, type | None]
+# ---- execution: graphql-core, with lists of plain dicts serialized in one compiled pass ----
+_Serialize = Callable[[Any], str]
+# (JSON text of `"response key":`, field name, serializer, a Python type the field's scalar returns unchanged)
+_FieldPlan = tuple[str, str, _Serialize, type | None]
 # Built-in scalars whose output coercion returns values of these types as they are (graphql-core's serializers).
 _UNCHANGED = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 
@@ -230,37 +236,45 @@ class _NotPlain(Exception):
     """The compiled pass met something only graphql-core's own completion reproduces (an error, an object)."""
 
 
+@dataclass(frozen=True, slots=True)
+class RawJSON:
+    """A completed list already serialized; `result_json` splices the text in as it is."""
+
+    text: str
+
+
 class PlainDataExecutor(Executor):
-    """graphql-core's executor, completing lists of plain dicts in one compiled pass.
+    """graphql-core's executor, completing lists of plain dicts straight to JSON text in one compiled pass.
 
     graphql-core completes every field of every list item through its general machinery (resolver call,
-    info object, argument and awaitable checks, error bookkeeping): a page of 1,000 enrollments with ten
-    fields each costs ~150 ms of CPU, which the simulator cannot spare. When everything selected under a list
-    is resolved by the default resolver (no field resolvers, arguments, abstract types or is_type_of), its
-    answer is a pure projection of the dicts, so the projection is compiled once per field position (like
-    graphql-core memoizes collected subfields) and applied. Anything the projection cannot reproduce exactly
-    (a null in a non-null field, a value a scalar refuses, a non-dict object, a callable) makes it give up
-    and hand the list back to graphql-core, which produces its usual answer and errors. graphql-core
-    documents `executor_class` for such customisation; the overridden method is internal, so the version
-    is pinned and tests compare both executors' answers.
+    info object, argument and awaitable checks, error bookkeeping), and the result is then serialized: a page
+    of 1,000 enrollments with ten fields each cost ~150 ms of CPU, which stalled every other request of the
+    simulator. When everything selected under a list is resolved by the default resolver (no field
+    resolvers, arguments, abstract types or is_type_of), its answer is a pure projection of the dicts, so a
+    serializer of that projection is compiled once per field position (as graphql-core memoizes collected
+    subfields) and the list becomes a `RawJSON` in the result. Anything the projection cannot reproduce
+    exactly (a null in a non-null field, a value a scalar refuses, a non-dict object, a callable) makes it
+    give up and hand the list back to graphql-core, which produces its usual answer and errors. graphql-core
+    documents `executor_class` for such customisation; the overridden method is internal, so the version is
+    pinned and tests compare both executors' answers byte for byte.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # (id of list type, id of field list) -> (the field list, kept alive so its id stays unique; plan)
-        self._plans: dict[tuple[int, int], tuple[FieldDetailsList, _Complete | None]] = {}
+        self._plans: dict[tuple[int, int], tuple[FieldDetailsList, _Serialize | None]] = {}
 
     def complete_list_value(self, return_type: GraphQLList[GraphQLOutputType], field_details_list: FieldDetailsList,
                             info: GraphQLResolveInfo, path: Any, result: Any, position_context: Any) -> Any:
-        complete = self._plan(return_type, field_details_list)
-        if complete is not None:
+        serialize = self._plan(return_type, field_details_list)
+        if serialize is not None:
             try:
-                return complete(result)
+                return RawJSON(serialize(result))
             except _NotPlain:
                 pass                           # graphql-core's way, errors and all
         return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
 
-    def _plan(self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList) -> _Complete | None:
+    def _plan(self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList) -> _Serialize | None:
         key = (id(return_type), id(field_details_list))
         cached = self._plans.get(key)
         if cached is None:
@@ -269,7 +283,7 @@ class PlainDataExecutor(Executor):
             self._plans[key] = cached
         return cached[1]
 
-    def _compile(self, type_: GraphQLOutputType, details: FieldDetailsList) -> _Complete | None:
+    def _compile(self, type_: GraphQLOutputType, details: FieldDetailsList) -> _Serialize | None:
         if isinstance(type_, GraphQLNonNull):
             inner = self._compile(type_.of_type, details)
             return None if inner is None else _non_null(inner)
@@ -283,82 +297,105 @@ class PlainDataExecutor(Executor):
             return None if fields is None else _object_of(fields)
         return None                            # interfaces and unions need type resolution
 
-    def _compile_fields(self, type_: GraphQLObjectType,
-                        details: FieldDetailsList) -> list[_FieldPlan] | None:
+    def _compile_fields(self, type_: GraphQLObjectType, details: FieldDetailsList) -> list[_FieldPlan] | None:
         grouped, defer_usages, _ = self.collect_subfields(type_, details)   # fragments, @skip/@include
         if defer_usages:
             return None
         fields: list[_FieldPlan] = []
         for response_key, sub_details in grouped.items():
+            key = encode_basestring_ascii(response_key) + ":"
             node = sub_details[0].node
             name = node.name.value
             if name == "__typename":
-                fields.append((response_key, name, _constant(type_.name), None))
+                fields.append((key, name, _constant(encode_basestring_ascii(type_.name)), None))
                 continue
             field = type_.fields.get(name)
             if field is None or field.resolve is not None or any(d.node.arguments for d in sub_details):
                 return None
-            complete = self._compile(field.type, sub_details)
-            if complete is None:
+            serialize = self._compile(field.type, sub_details)
+            if serialize is None:
                 return None
             named = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-            fields.append((response_key, name, complete, _UNCHANGED.get(named)))  # type: ignore[call-overload]
+            fields.append((key, name, serialize, _UNCHANGED.get(named)))  # type: ignore[call-overload]
         return fields
 
 
-def _non_null(inner: _Complete) -> _Complete:
-    def complete(value: Any) -> Any:
+def _non_null(inner: _Serialize) -> _Serialize:
+    def serialize(value: Any) -> str:
         if value is None:
             raise _NotPlain
         return inner(value)
-    return complete
+    return serialize
 
 
-def _list_of(item: _Complete) -> _Complete:
-    def complete(value: Any) -> Any:
+def _list_of(item: _Serialize) -> _Serialize:
+    def serialize(value: Any) -> str:
         if value is None:
-            return None
+            return "null"
         if not isinstance(value, list | tuple):
             raise _NotPlain
-        return [item(v) for v in value]
-    return complete
+        return "[" + ",".join([item(v) for v in value]) + "]"
+    return serialize
 
 
-def _leaf(coerce: Callable[[Any], Any]) -> _Complete:
-    def complete(value: Any) -> Any:
+def _leaf(coerce: Callable[[Any], Any]) -> _Serialize:
+    def serialize(value: Any) -> str:
         if value is None:
-            return None
+            return "null"
         try:
             coerced = coerce(value)
+            if coerced is None or coerced is Undefined:
+                raise _NotPlain
+            return json_scalar(coerced)
         except Exception as exc:               # graphql-core reports it as a field error
             raise _NotPlain from exc
-        if coerced is None or coerced is Undefined:
-            raise _NotPlain
-        return coerced
-    return complete
+    return serialize
 
 
-def _object_of(fields: list[_FieldPlan]) -> _Complete:
-    def complete(value: Any) -> Any:
+def _object_of(fields: list[_FieldPlan]) -> _Serialize:
+    def serialize(value: Any) -> str:
         if value is None:
-            return None
+            return "null"
         if type(value) is not dict:
             raise _NotPlain
-        completed = {}
-        for response_key, name, complete_field, unchanged in fields:
+        parts = []
+        for key, name, serialize_field, unchanged in fields:
             field_value = value.get(name)
             if type(field_value) is unchanged:       # the hot case: a str for a String/ID field
-                completed[response_key] = field_value
+                parts.append(key + (encode_basestring_ascii(field_value) if unchanged is str
+                                    else "true" if field_value else "false"))
                 continue
             if callable(field_value) or isinstance(field_value, BaseException):
                 raise _NotPlain                # the default resolver would call it / raise it
-            completed[response_key] = complete_field(field_value)
-        return completed
-    return complete
+            parts.append(key + serialize_field(field_value))
+        return "{" + ",".join(parts) + "}"
+    return serialize
 
 
-def _constant(value: Any) -> _Complete:
-    return lambda _ignored: value
+def _constant(text: str) -> _Serialize:
+    return lambda _ignored: text
+
+
+def json_scalar(value: Any) -> str:
+    """A leaf as `json.dumps(value, separators=(",", ":"))` writes it."""
+    if type(value) is str:
+        return encode_basestring_ascii(value)
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value)                   # floats (NaN, Infinity as json writes them), anything else
+
+
+def result_json(value: Any) -> str:
+    """`json.dumps(value, separators=(",", ":"))` of a result whose lists may be `RawJSON` already."""
+    if isinstance(value, RawJSON):
+        return value.text
+    if isinstance(value, dict) and all(type(key) is str for key in value):
+        return "{" + ",".join([encode_basestring_ascii(k) + ":" + result_json(v) for k, v in value.items()]) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join([result_json(v) for v in value]) + "]"
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _never_awaitable(_value: Any) -> bool:
@@ -421,7 +458,7 @@ class GraphQLEndpoint:
             body["data"] = result.data
         if result.errors:
             body["errors"] = [error.formatted for error in result.errors]
-        return json_response(body, records=context.records)
+        return Response(200, result_json(body).encode(), {"Content-Type": JSON_CONTENT_TYPE}, context.records)
 
 
 def graphql_throttle_key(request: Request) -> str | None:

@@ -14,9 +14,10 @@ Build an `App` (a router of handlers), wrap it in a `SimServer` and start it:
 
 Per request the server (1) sleeps the network latency (+ seeded jitter; not charged), (2) asks the throttle
 to admit the request's key (the app's `throttle_key` hook, by default its Bearer token), (3) draws a fault,
-(4) runs the handler, (5) sleeps the server time `overhead_ms + per_record_ms * records`, which is also
-the request's cost charged to the throttle and reported as `X-Request-Cost` (seconds). `SimServer.stats`
-counts everything; `stats.snapshot()` returns a plain dict.
+(4) runs the handler, (5) sleeps the rest of the server time `overhead_ms + per_record_ms * records` (the
+handler's own time counts towards it), which is also the request's cost charged to the throttle and
+reported as `X-Request-Cost` (seconds). `SimServer.stats` counts everything; `stats.snapshot()` returns a
+plain dict.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class Response:
 
 
 def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None, records: int = 0) -> Response:
-    body = json.dumps(obj, separators=(",", ":")).encode()
+    # check_circular=False: handlers build plain trees, and skipping the cycle bookkeeping is ~20 % faster.
+    body = json.dumps(obj, separators=(",", ":"), check_circular=False).encode()
     return Response(status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, records)
 
 
@@ -376,7 +378,11 @@ class SimServer:
         fault = None
         if route is not None and route.faultable:
             fault = self.faults.decide(_logical_key(request))
+        handling = time.monotonic()
         response = self._respond(route, params, request, fault)
+        # The simulator's own CPU (e.g. executing a GraphQL query) is part of the modelled server time, not
+        # extra to it: otherwise a busy simulator would hold throttle reservations longer than Canvas would.
+        handled = time.monotonic() - handling
         if fault is FaultKind.BAD_JSON:
             if response is not None and response.is_json:
                 response = _corrupt(response)
@@ -385,7 +391,7 @@ class SimServer:
         if fault is not None:
             self.stats.fault(fault)
         cost = self.options.cost.seconds(response.records if response else 0)
-        self._sleep(cost)
+        self._sleep(cost - handled)
         if fault is FaultKind.SLOW:
             self._sleep(self.options.faults.slow_seconds)
         return cost, response
