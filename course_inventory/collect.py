@@ -103,19 +103,27 @@ class _Collector:
             self._schedule(kept)
 
     def _schedule(self, courses: Sequence[dict[str, Any]]) -> None:
+        """Queue the page's requests: per batch of courses, its GraphQL enrollments and then its REST calls.
+
+        Largest courses first and together: their page chains are the longest, and courses batched with
+        others of their size keep the follow-up requests full. Interleaving keeps the expensive GraphQL
+        requests spread out instead of arriving at the server in a clump.
+        """
         ids = [canvas_int(c.get("id"), "course id") for c in courses]
-        for course, course_id in zip(courses, ids, strict=True):
-            if course.get("workflow_state") == "available":
-                self.tasks.submit(self.published_at, course_id)
-                self.tasks.submit(self.activity, course_id)
-            account_id = canvas_int(course.get("account_id"), "course account_id")
-            with self._lock:
-                new_account = account_id not in self._accounts_seen
-                self._accounts_seen.add(account_id)
-            if new_account:
-                self.tasks.submit(self.account, account_id)
-        for start in range(0, len(ids), COURSES_PER_REQUEST):
-            self.tasks.submit(self.enrollments, [(cid, None) for cid in ids[start:start + COURSES_PER_REQUEST]])
+        by_size = sorted(zip(courses, ids, strict=True), key=lambda pair: -_size_hint(pair[0]))
+        for start in range(0, len(by_size), COURSES_PER_REQUEST):
+            batch = by_size[start:start + COURSES_PER_REQUEST]
+            self.tasks.submit(self.enrollments, [(course_id, None) for _, course_id in batch])
+            for course, course_id in batch:
+                if course.get("workflow_state") == "available":
+                    self.tasks.submit(self.published_at, course_id)
+                    self.tasks.submit(self.activity, course_id)
+                account_id = canvas_int(course.get("account_id"), "course account_id")
+                with self._lock:
+                    new_account = account_id not in self._accounts_seen
+                    self._accounts_seen.add(account_id)
+                if new_account:
+                    self.tasks.submit(self.account, account_id)
 
     def published_at(self, course_id: int) -> None:
         with self.raw.phases.track("published dates"):
@@ -138,20 +146,30 @@ class _Collector:
             self.raw.accounts.append(account)
 
     def enrollments(self, pages: list[tuple[int, str | None]]) -> None:
-        continuing: list[tuple[int, str | None]] = []
-        finished = 0
-        with self.raw.phases.track("enrollments", items=len(pages)):
-            results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
-        for course_id, nodes, cursor in results:
-            with self._lock:
-                self.raw.enrollment_nodes.setdefault(course_id, []).extend(nodes)
-            if cursor is None:
-                finished += 1
-            else:
-                continuing.append((course_id, cursor))
-        self.progress["enrollments"].advance(finished)
-        if continuing:  # next pages of the courses that have more, batched again
-            self.tasks.submit(self.enrollments, continuing)
+        """Enrollment pages of a batch of courses, one request per page of the batch, until all are complete.
+
+        Follow-up pages stay on this thread instead of going back to the queue, where a course with 25 pages
+        would wait behind every audit and activity request queued meanwhile and end the run on its own.
+        """
+        while pages:
+            self.tasks.check()
+            with self.raw.phases.track("enrollments", items=len(pages)):
+                results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
+            pages, finished = [], 0
+            for course_id, nodes, cursor in results:
+                with self._lock:
+                    self.raw.enrollment_nodes.setdefault(course_id, []).extend(nodes)
+                if cursor is None:
+                    finished += 1
+                else:
+                    pages.append((course_id, cursor))
+            self.progress["enrollments"].advance(finished)
+
+
+def _size_hint(course: dict[str, Any]) -> int:
+    """total_students from the course listing (include[]=total_students); 0 when absent or odd."""
+    value = course.get("total_students")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 PHASES = ("courses", "published dates", "activity", "enrollments")

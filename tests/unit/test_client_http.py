@@ -1,13 +1,19 @@
-"""clients/http.py: status classification, retry policy, limiter, stats and map_concurrent — no sockets."""
+"""clients/http.py: status classification, retry policy, limiter (rules, and against a simulated Canvas bucket),
+stats and map_concurrent — no sockets."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
+import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.client import HTTPMessage
@@ -23,12 +29,14 @@ from clients.http import (
     ClientStats,
     HttpClient,
     RetryPolicy,
+    ThrottleController,
     build_session,
     check_response,
     map_concurrent,
     parse_retry_after,
     sanitize_url,
 )
+from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
 from vocab import FatalSourceError, RetriableSourceError
 
 URL = "https://canvas.test/api/v1/courses/7/analytics/activity?page=2&per_page=100"
@@ -249,71 +257,231 @@ def test_stats_sum_cost_and_bytes():
     assert snap.requests == {"analytics": 2} and snap.total_requests == 2
 
 
-# ---- limiter ----
-def test_limiter_halves_on_throttle_once_per_congestion_event():
-    limiter = AdaptiveLimiter(8, initial=8)
-    slots = [limiter.slot() for _ in range(8)]
-    entered = [cm.__enter__() for cm in slots]   # eight requests in flight, started in the same epoch
-    for slot in entered:
-        slot.observe(remaining=0.0, throttled=True)
-    assert limiter.limit == 4                     # eight refusals of one wave cut once, not eight times
-    for cm in slots:
-        cm.__exit__(None, None, None)
-    with limiter.slot() as slot:                  # a request started after the cut, refused again: cut again
-        slot.observe(remaining=0.0, throttled=True)
-    assert limiter.limit == 2
+# ---- limiter: the controller's rules, one at a time (no clock: times are arguments) ----
+def answered(controller: ThrottleController, now: float, remaining: float | None, *, rtt: float = 0.1,
+             throttled: bool = False, ticket: int | None = None) -> None:
+    """One request started at now - rtt and answered at now."""
+    controller.waited()                      # there is more work than the rate lets through
+    ticket = controller.start(now - rtt) if ticket is None else ticket
+    controller.observe(ticket, rtt, now, remaining=remaining, throttled=throttled)
 
 
-def observe_rounds(limiter: AdaptiveLimiter, remaining: float | None, rounds: int = 1,
-                   throttled: bool = False) -> int:
-    """Fill the limiter with requests, let them all answer with `remaining`, then finish them; repeat."""
-    for _ in range(rounds):
-        gates = [limiter.slot() for _ in range(limiter.limit)]
-        slots = [gate.__enter__() for gate in gates]
-        for slot in slots:
-            slot.observe(remaining=remaining, throttled=throttled)
-        for gate in gates:
-            gate.__exit__(None, None, None)
-    return limiter.limit
+def run_answers(controller: ThrottleController, remaining: float | None, seconds: float, start: float = 0.0,
+                per_second: int = 100) -> float:
+    now = start
+    for _ in range(int(seconds * per_second)):
+        now += 1 / per_second
+        answered(controller, now, remaining)
+    return now
 
 
-def test_limiter_grows_back_but_never_above_ceiling_nor_below_one():
-    limiter = AdaptiveLimiter(5, initial=1)
-    assert observe_rounds(limiter, None, rounds=20) == 5
-    assert observe_rounds(limiter, 0.0, rounds=10, throttled=True) == 1
+def test_controller_starts_small_then_paces_evenly():
+    controller = ThrottleController(32, initial=4)
+    assert controller.limit == 4 and controller.rate is None and controller.start_time(5.0) == 5.0
+    answered(controller, 1.0, 590.0, rtt=0.1)
+    assert 40.0 <= controller.rate < 50.0       # initial requests per round trip (+ one answer's growth)
+    starts = []
+    for _ in range(6):                           # all ready at 2.0, long after the pacer's last start
+        at = controller.start_time(2.0)
+        starts.append(at)
+        controller.start(at)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # A late pacer makes up for one missed start at most (no burst after a pause), then spaces them evenly.
+    assert gaps == pytest.approx([0.0] + [1 / controller.rate] * 4)
 
 
-def test_limiter_steers_on_reported_headroom():
-    limiter = AdaptiveLimiter(16, initial=10)
-    assert observe_rounds(limiter, 300.0) == 9              # 10 × 50 reserved > 300 left + margin: shrink
-    assert observe_rounds(limiter, 400.0, rounds=10) == 9   # 9 × 50 between 400 and 500: hold
-    assert observe_rounds(limiter, 40.0, rounds=20) == 2    # bucket nearly full (another job on the token)
-    assert observe_rounds(limiter, 600.0, rounds=40) == 12  # grows while 50 × in flight < 600 left
-    fresh = AdaptiveLimiter(8)
-    assert fresh.limit == 4                                 # starts small: the bucket may be busy already
-    assert observe_rounds(fresh, 550.0, rounds=4) == 8
+def test_controller_climbs_on_an_idle_bucket_and_settles_on_the_setpoint():
+    controller = ThrottleController(32, initial=4)
+    run_answers(controller, 590.0, 1.0)          # an idle bucket: grows fast (1.5x per round trip answered)
+    fast = controller.rate
+    assert fast > 5 * 4 / 0.1
+    steady = ThrottleController(32, initial=4)
+    run_answers(steady, 150.0, 1.0)              # just above the setpoint (2 reservations): creeps up
+    assert 4 / 0.1 < steady.rate < fast / 4
 
 
-def test_limiter_grows_only_when_its_limit_is_used():
-    limiter = AdaptiveLimiter(8, initial=4)
-    for _ in range(10):
-        with limiter.slot() as slot:
-            slot.observe(remaining=600.0, throttled=False)
-    assert limiter.limit == 4
+@pytest.mark.parametrize(("remaining", "direction"), [(400.0, 1), (60.0, -1), (20.0, -1)])
+def test_controller_steers_the_rate_on_reported_remaining(remaining, direction):
+    controller = ThrottleController(32, initial=10)
+    run_answers(controller, 120.0, 2.0)          # settle near the setpoint (2 reservations)
+    before = controller.rate
+    run_answers(controller, remaining, 0.6, start=2.0)
+    assert (controller.rate - before) * direction > 0
+    if remaining < 50:                           # danger zone: falls by up to 25 % per round trip
+        assert controller.rate < before * 0.75
 
 
-def test_limiter_ignores_signals_older_than_its_last_change():
-    limiter = AdaptiveLimiter(8, initial=6)
-    gates = [limiter.slot() for _ in range(6)]
-    slots = [gate.__enter__() for gate in gates]
-    slots[0].observe(remaining=0.0, throttled=False)        # 6 × 50 > 0 + 100: shrink to 5
-    for slot in slots[1:]:
-        slot.observe(remaining=0.0, throttled=False)        # same news from the same wave: no further cuts
-    assert limiter.limit == 5
-    for gate in gates:
-        gate.__exit__(None, None, None)
+def test_controller_setpoint_follows_the_fluctuation_of_remaining():
+    calm, noisy = ThrottleController(32), ThrottleController(32)
+    now = 0.0
+    for i in range(400):
+        now += 0.01
+        answered(calm, now, 300.0 + (5 if i % 2 else -5))
+        answered(noisy, now, 300.0 + (120 if i % 2 else -120))
+    assert calm.target == 100.0                  # floor: two reservations
+    assert 250 < noisy.target < 400              # ~2.5 standard deviations of +-120
 
 
+def test_controller_grows_only_while_requests_wait_for_it():
+    controller = ThrottleController(8, initial=4)
+    answered(controller, 1.0, 590.0)
+    rate = controller.rate
+    for n in range(50):                          # answers, but nobody waited: the workload limits
+        ticket = controller.start(1.0 + n / 100)
+        controller.observe(ticket, 0.1, 1.1 + n / 100, remaining=590.0, throttled=False)
+    assert controller.rate == rate
+
+
+def test_refusals_cut_once_per_wave_and_harder_when_congested():
+    controller = ThrottleController(32, initial=8)
+    run_answers(controller, 300.0, 1.0)
+    wave = [controller.start(1.0) for _ in range(8)]
+    before = controller.rate
+    for ticket in wave:                          # eight refusals of one wave: one cut of 10 % (healthy average)
+        controller.observe(ticket, 0.05, 1.05, remaining=0.0, throttled=True)
+    assert controller.rate == pytest.approx(before * 0.9, rel=0.02) and controller.cuts == 1
+    congested = ThrottleController(32, initial=8)
+    answered(congested, 1.0, 40.0)               # the average itself is below half the setpoint
+    before = congested.rate
+    answered(congested, 1.1, 0.0, throttled=True)
+    assert congested.rate == pytest.approx(before * 0.7, rel=0.02)
+    again = congested.rate                       # a request started after the cut, refused again: cut again
+    answered(congested, 1.2, 0.0, throttled=True)
+    assert congested.rate < again and congested.cuts == 2
+
+
+def test_without_rate_limit_headers_the_limit_grows_to_the_ceiling_and_refusals_shrink_it():
+    controller = ThrottleController(5, initial=1)
+    run_answers(controller, None, 2.0)
+    assert controller.limit == 5
+    for n in range(30):
+        answered(controller, 3.0 + n, None, throttled=True)
+    # Down to the floor of one start per two round trips, never to a standstill.
+    assert controller.limit == 2 and controller.rate == pytest.approx(0.5 / controller.srtt)
+
+
+# ---- limiter: the controller against a simulated Canvas bucket (sandbox.throttle, Canvas's arithmetic) ----
+@dataclass
+class Workload:
+    requests: int = 1500
+    graphql_share: float = 0.16      # a sixth of the requests take 60-140 ms, the rest 40-46 ms
+    latency: float = 0.05            # before the request reaches the bucket (not charged)
+    cost_per_second: float = 1.0     # charged cost per second of server time (the sandbox charges it all)
+    slow: float = 1.0                # server time factor
+    initial_level: float = 0.0       # another consumer already filled the bucket this much
+    other_cost_rate: float = 0.0     # ...or keeps using it at this rate (units/s)
+    ceiling: int = 32
+    seed: int = 3
+
+
+def simulate(w: Workload) -> dict[str, float]:
+    """Discrete-event run of a workload through ThrottleController and LeakyBucketThrottle."""
+    rng, clock = random.Random(w.seed), [0.0]
+    bucket = LeakyBucketThrottle(ThrottleOptions(enabled=True), clock=lambda: clock[0])
+    if w.initial_level:
+        bucket.finish(bucket.begin("token"), w.initial_level)
+    controller = ThrottleController(w.ceiling)
+    waiting = deque(w.slow * (rng.uniform(0.06, 0.141) if rng.random() < w.graphql_share else rng.uniform(0.04, 0.046))
+                    for _ in range(w.requests))
+    events: list[tuple[float, int, Callable[[], None]]] = []
+    order = itertools.count()
+    state = {"in_flight": 0, "peak": 0, "done": 0, "refused": 0, "cost": 0.0, "wake": math.inf}
+
+    def at(when: float, action: Callable[[], None]) -> None:
+        heapq.heappush(events, (when, next(order), action))
+
+    def try_start() -> None:
+        while waiting:
+            now = clock[0]
+            if state["in_flight"] >= controller.limit:
+                controller.waited()
+                return
+            when = controller.start_time(now)
+            if when > now:
+                controller.waited()
+                if when < state["wake"]:
+                    state["wake"] = when
+                    at(when, wake)
+                return
+            send(waiting.popleft(), controller.start(now), now)
+
+    def wake() -> None:
+        state["wake"] = math.inf
+        try_start()
+
+    def send(server_time: float, ticket: int, sent: float) -> None:
+        state["in_flight"] += 1
+        state["peak"] = max(state["peak"], state["in_flight"])
+        at(sent + w.latency, lambda: arrive(server_time, ticket, sent))
+
+    def arrive(server_time: float, ticket: int, sent: float) -> None:
+        admitted = bucket.begin("token")
+        if admitted is None:
+            state["refused"] += 1
+            at(clock[0] + 0.001, lambda: answer(ticket, sent, 0.0, True, server_time))
+            return
+        cost = server_time * w.cost_per_second
+
+        def finish() -> None:
+            state["cost"] += cost
+            remaining = bucket.finish(admitted, cost)
+            at(clock[0] + 0.002, lambda: answer(ticket, sent, remaining, False, server_time))
+        at(clock[0] + server_time, finish)
+
+    def answer(ticket: int, sent: float, remaining: float, throttled: bool, server_time: float) -> None:
+        state["in_flight"] -= 1
+        controller.observe(ticket, clock[0] - sent, clock[0], remaining=remaining, throttled=throttled)
+        if throttled:                                  # the client backs off, then retries
+            at(clock[0] + rng.uniform(0.5, 1.0), lambda: (waiting.appendleft(server_time), try_start()))
+        else:
+            state["done"] += 1
+        try_start()
+
+    def other() -> None:
+        admitted = bucket.begin("token")
+        if admitted is not None:
+            bucket.finish(admitted, w.other_cost_rate * 0.1)
+        at(clock[0] + 0.1, other)
+
+    if w.other_cost_rate:
+        at(0.0, other)
+    at(0.0, try_start)
+    while state["done"] < w.requests:
+        clock[0], _, action = heapq.heappop(events)
+        action()
+    wall = clock[0]
+    return {"utilisation": state["cost"] / (wall * 10.0), "refused": state["refused"] / w.requests,
+            "peak": state["peak"], "cost_rate": state["cost"] / wall}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_mixed_workload_uses_the_leak_with_rare_refusals(seed):
+    result = simulate(Workload(seed=seed))
+    assert result["utilisation"] >= 0.85 and result["refused"] <= 0.01
+    # Half of each round trip is network: far more than the 12 requests whose reservations fill the bucket
+    # are in flight, which the old reservation-counting limiter never allowed.
+    assert result["peak"] > 16
+
+
+def test_low_latency_workload_uses_the_leak_with_rare_refusals():
+    result = simulate(Workload(latency=0.003))
+    assert result["utilisation"] >= 0.85 and result["refused"] <= 0.01
+
+
+def test_a_token_shared_with_a_busy_job_yields_to_it():
+    # Another job keeps 6 of the 10 units/s and has already filled most of the bucket.
+    result = simulate(Workload(initial_level=450.0, other_cost_rate=6.0, requests=600))
+    assert result["refused"] <= 0.02
+    assert result["cost_rate"] < 10.0 - 6.0 + 1.5     # about what the leak leaves over (+ the draining level)
+
+
+def test_slow_expensive_requests_keep_refusals_rare():
+    # Canvas-like: long requests whose reservations, not their costs, fill the bucket; then the ceiling binds.
+    result = simulate(Workload(slow=5.0, cost_per_second=0.3, latency=0.03, requests=800))
+    assert result["refused"] <= 0.01
+
+
+# ---- limiter: the thread-safe gate ----
 def test_limiter_bounds_requests_in_flight():
     limiter = AdaptiveLimiter(3, initial=3)
     peak, lock, active = [0], threading.Lock(), [0]
@@ -330,6 +498,25 @@ def test_limiter_bounds_requests_in_flight():
 
     assert len(list(map_concurrent(work, range(40), workers=8))) == 40
     assert peak[0] == 3
+
+
+def test_limiter_paces_starts_across_threads():
+    limiter = AdaptiveLimiter(32, initial=2)
+    with limiter.slot() as slot:                 # the first answer sets the rate: initial per round trip
+        time.sleep(0.04)
+        slot.observe(remaining=590.0, throttled=False)
+    rate = limiter.rate
+    assert rate is not None and 20 < rate < 60
+    starts: list[float] = []
+
+    def work(_: int) -> None:
+        with limiter.slot():                     # no answer reported: the rate stays as it is
+            starts.append(time.monotonic())
+
+    list(map_concurrent(work, range(8), workers=8))
+    starts.sort()
+    # Eight threads ready at once still start one interval apart (one late start may be made up for).
+    assert starts[-1] - starts[0] >= 6 / rate
 
 
 # ---- map_concurrent ----
