@@ -26,6 +26,8 @@ from typing import Any
 from graphql import (
     DocumentNode,
     Executor,
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLBoolean,
     GraphQLError,
     GraphQLID,
@@ -36,6 +38,7 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLSchema,
     GraphQLString,
+    InlineFragmentNode,
     Undefined,
     build_schema,
     default_field_resolver,
@@ -142,26 +145,61 @@ def course_object(university: University, course: Course) -> dict[str, Any]:
 
 
 def enrollment_object(university: University, enrollment: Enrollment,
-                      shared: dict[tuple[str, int], dict[str, Any] | None] | None = None) -> dict[str, Any]:
-    """The Enrollment node; `shared` caches course and section objects across the nodes of one page."""
+                      shared: dict[tuple[str, int], dict[str, Any] | None] | None = None,
+                      names: frozenset[str] | None = None) -> dict[str, Any]:
+    """The Enrollment node. `shared` caches course and section objects across the nodes of one page; `names`
+    (field names selected anywhere below the connection; None = all) skips keys no selection can read."""
     shared = {} if shared is None else shared
-    section_key, course_key = ("section", enrollment.section_id), ("course", enrollment.course_id)
-    if section_key not in shared:
-        section = university.section_by_id.get(enrollment.section_id)
-        shared[section_key] = None if section is None else {
-            "_id": str(section.id), "id": relay_id("Section", section.id), "name": section.name,
-            "sisId": section.sis_source_id}
-    if course_key not in shared:
-        course = university.course_by_id.get(enrollment.course_id)
-        shared[course_key] = None if course is None else course_object(university, course)
-    user = university.user_by_id.get(enrollment.user_id)
-    return {
-        "_id": str(enrollment.id), "id": relay_id("Enrollment", enrollment.id), "state": enrollment.state,
-        "type": enrollment.type, "userId": str(enrollment.user_id), "courseSectionId": str(enrollment.section_id),
-        "section": shared[section_key],
-        "user": None if user is None else {"_id": str(user.id), "id": relay_id("User", user.id), "name": user.name},
-        "course": shared[course_key],
-    }
+    def wanted(key: str) -> bool:
+        return names is None or key in names
+    node: dict[str, Any] = {"_id": str(enrollment.id), "state": enrollment.state, "type": enrollment.type}
+    if wanted("id"):
+        node["id"] = relay_id("Enrollment", enrollment.id)
+    if wanted("userId"):
+        node["userId"] = str(enrollment.user_id)
+    if wanted("courseSectionId"):
+        node["courseSectionId"] = str(enrollment.section_id)
+    if wanted("section"):
+        key = ("section", enrollment.section_id)
+        if key not in shared:
+            section = university.section_by_id.get(enrollment.section_id)
+            shared[key] = None if section is None else {
+                "_id": str(section.id), "id": relay_id("Section", section.id), "name": section.name,
+                "sisId": section.sis_source_id}
+        node["section"] = shared[key]
+    if wanted("user"):
+        user = university.user_by_id.get(enrollment.user_id)
+        node["user"] = None if user is None else {"_id": str(user.id), "name": user.name}
+        if user is not None and wanted("id"):
+            node["user"]["id"] = relay_id("User", user.id)
+    if wanted("course"):
+        key = ("course", enrollment.course_id)
+        if key not in shared:
+            course = university.course_by_id.get(enrollment.course_id)
+            shared[key] = None if course is None else course_object(university, course)
+        node["course"] = shared[key]
+    return node
+
+
+def selected_names(info: GraphQLResolveInfo) -> frozenset[str]:
+    """Every field name selected anywhere below the current field (fragments included): a superset of the
+    keys the default resolvers will read from the objects this field returns."""
+    names: set[str] = set()
+    visited: set[str] = set()
+    pending = [node.selection_set for node in info.field_nodes]
+    while pending:
+        selection_set = pending.pop()
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                names.add(selection.name.value)
+                pending.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in visited:
+                visited.add(selection.name.value)
+                fragment = info.fragments.get(selection.name.value)
+                pending.append(fragment.selection_set if fragment else None)
+    return frozenset(names)
 
 
 # ---- resolvers ----
@@ -192,13 +230,15 @@ def resolve_enrollments(course: dict[str, Any], info: GraphQLResolveInfo, after:
     start, end = page_bounds(len(items), after=after, before=before, first=first, last=last)
     page = items[start:end]
     context.records += len(page)
-    shared: dict[tuple[str, int], dict[str, Any] | None] = {}
-    nodes = [enrollment_object(university, e, shared) for e in page]
-    edges = [{"cursor": encode_cursor(start + i + 1), "node": node} for i, node in enumerate(nodes)]
+    # Only what the query can read: building 1,000 unread relay ids, cursors and edges is most of the work.
+    names, shared = selected_names(info), {}
+    nodes = [enrollment_object(university, e, shared, names) for e in page] if names & {"nodes", "edges"} else []
+    edges = [{"cursor": encode_cursor(start + i + 1), "node": node} for i, node in enumerate(nodes)] \
+        if "edges" in names else []
     return {
         "nodes": nodes, "edges": edges,
-        "pageInfo": {"startCursor": edges[0]["cursor"] if edges else None,
-                     "endCursor": edges[-1]["cursor"] if edges else None,
+        "pageInfo": {"startCursor": encode_cursor(start + 1) if page else None,
+                     "endCursor": encode_cursor(end) if page else None,
                      "hasNextPage": end < len(items), "hasPreviousPage": start > 0},
     }
 

@@ -11,7 +11,14 @@ import requests
 from graphql import Executor, GraphQLSchema, build_schema, execute, parse, validate
 
 from course_inventory.gql_queries import enrollments_query, enrollments_variables
-from sandbox.canvas_graphql import GraphQLEndpoint, PlainDataExecutor, QueryContext, encode_cursor, result_json
+from sandbox.canvas_graphql import (
+    GraphQLEndpoint,
+    PlainDataExecutor,
+    QueryContext,
+    encode_cursor,
+    relay_id,
+    result_json,
+)
 from sandbox.canvas_rest import CanvasOptions, build_canvas_app
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from tests.sandbox.test_canvas_rest import TOKEN, tiny_university
@@ -235,3 +242,25 @@ def test_queries_are_validated_once_per_text(university, monkeypatch):
         assert json.loads(endpoint.run(QUERY, {"courseID": "101", "size": 2}, None).body)["data"]["course"]
         assert "data" not in json.loads(endpoint.run(bad, None, None).body)
     assert len(calls) == 2                                     # each text validated once, errors remembered
+
+
+def test_fields_selected_only_through_fragments_are_answered(canvas, university):
+    # The resolver builds only the keys a query selects; selections reached through fragments count too.
+    query = """
+    query($id: ID!) { course(id: $id) { enrollmentsConnection(first: 3) {
+        edges { cursor node { ...Who } }
+        pageInfo { startCursor endCursor }
+    } } }
+    fragment Who on Enrollment { id userId courseSectionId ... on Enrollment { user { id name } section { id sisId } } }
+    """
+    connection = post(canvas, {"query": query, "variables": {"id": "101"}}).json()["data"]["course"][
+        "enrollmentsConnection"]
+    expected = university.graphql_enrollments(101)[:3]
+    assert [edge["node"] for edge in connection["edges"]] == [{
+        "id": relay_id("Enrollment", e.id), "userId": str(e.user_id), "courseSectionId": str(e.section_id),
+        "user": {"id": relay_id("User", e.user_id), "name": university.user_by_id[e.user_id].name},
+        "section": {"id": relay_id("Section", e.section_id),
+                    "sisId": university.section_by_id[e.section_id].sis_source_id},
+    } for e in expected]
+    assert connection["pageInfo"] == {"startCursor": connection["edges"][0]["cursor"],
+                                      "endCursor": connection["edges"][-1]["cursor"]}
