@@ -330,9 +330,11 @@ class ThrottleController:
             self.remaining = remaining
         else:
             elapsed, rtt = max(now - self._remaining_at, 0.0), self.srtt or 0.1
-            deviation = remaining - self.remaining
-            self._spread += -math.expm1(-elapsed / (self._spread_rtts * rtt)) * (abs(deviation) - self._spread)
-            self.remaining += -math.expm1(-elapsed / (self._smoothing * rtt)) * deviation
+            self.remaining += -math.expm1(-elapsed / (self._smoothing * rtt)) * (remaining - self.remaining)
+            # The residual after smoothing: a change the average has followed (the first answer after a
+            # quiet spell, when the bucket drained) is not a fluctuation to keep a margin for.
+            residual = abs(remaining - self.remaining)
+            self._spread += -math.expm1(-elapsed / (self._spread_rtts * rtt)) * (residual - self._spread)
         self._remaining_at = now
 
     def _scale(self, log_step: float) -> None:

@@ -322,6 +322,14 @@ def test_controller_setpoint_follows_the_fluctuation_of_remaining():
     assert 250 < noisy.target < 400              # ~2.5 standard deviations of +-120
 
 
+def test_a_quiet_spell_is_not_mistaken_for_fluctuation():
+    controller = ThrottleController(32)
+    now = run_answers(controller, 200.0, 2.0)
+    rate = controller.rate
+    answered(controller, now + 30.0, 595.0)      # the bucket drained while the job did something else
+    assert controller.target == 100.0 and controller.rate >= rate
+
+
 def test_controller_grows_only_while_requests_wait_for_it():
     controller = ThrottleController(8, initial=4)
     answered(controller, 1.0, 590.0)
