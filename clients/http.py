@@ -230,7 +230,6 @@ class ThrottleController:
 
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
     CONGESTION_CUT = 0.3            # ...and while it is not, or when the server reports no headroom at all
-    SLOW_START = math.log(1.5)      # growth per round trip while the bucket is far below the setpoint
     CATCH_UP = 1.0                  # starts a late pacer may make up at once (keeps the average rate)
 
     def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float = 50.0, min_reserves: float = 2.0,
@@ -312,8 +311,6 @@ class ThrottleController:
         if self.remaining < self._up_front:         # danger zone: not even one reservation of headroom
             return -self._max_step
         target = self.target
-        if self.remaining > 2 * target:             # e.g. an idle bucket at the start: find the level fast
-            return self.SLOW_START
         error = (self.remaining - target) / target
         return max(-self._max_step, min(self._max_step, self._gain * error))
 
@@ -364,12 +361,11 @@ class AdaptiveLimiter:
     - The remaining is smoothed over ~2 round trips (one answer is stale and noisy) and steered towards a
       setpoint: 2.5 times its own fluctuation (mean absolute deviation x 1.25, over ~8 round trips), and at
       least two reservations. Above the setpoint the rate rises, below it falls, in proportion to the error
-      (at most 25 % per round trip, spread over that round trip's answers); it rises only while requests
-      actually wait for it, and by half per round trip while the bucket is far below the setpoint (an idle
-      bucket at the start). Because the bucket integrates (cost rate - leak), holding the remaining at a
-      setpoint settles at cost rate = leak whatever the costs, the latency or the mix of requests, and a
-      setpoint that scales with the observed fluctuation keeps refusals rare whether requests are uniform
-      or not.
+      (at most 25 % per round trip, spread over that round trip's answers; faster growth overshoots, as the
+      smoothed remaining lags); it rises only while requests actually wait for it. Because the bucket
+      integrates (cost rate - leak), holding the remaining at a setpoint settles at cost rate = leak
+      whatever the costs, the latency or the mix of requests, and a setpoint that scales with the observed
+      fluctuation keeps refusals rare whether requests are uniform or not.
     - Danger zone (smoothed remaining below one reservation): the rate falls by 25 % per round trip.
     - A refusal cuts the rate at once: by 10 % while the average headroom is healthy (the peak of a
       fluctuation), by 30 % when it is not (the token is congested, e.g. another job started using it).

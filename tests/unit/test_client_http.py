@@ -292,12 +292,12 @@ def test_controller_starts_small_then_paces_evenly():
 
 def test_controller_climbs_on_an_idle_bucket_and_settles_on_the_setpoint():
     controller = ThrottleController(32, initial=4)
-    run_answers(controller, 590.0, 1.0)          # an idle bucket: grows fast (1.5x per round trip answered)
+    run_answers(controller, 590.0, 1.0)          # an idle bucket: grows fast (1.25x per round trip answered)
     fast = controller.rate
-    assert fast > 5 * 4 / 0.1
+    assert fast > 4 * 4 / 0.1
     steady = ThrottleController(32, initial=4)
     run_answers(steady, 150.0, 1.0)              # just above the setpoint (2 reservations): creeps up
-    assert 4 / 0.1 < steady.rate < fast / 4
+    assert 4 / 0.1 < steady.rate < fast / 2
 
 
 @pytest.mark.parametrize(("remaining", "direction"), [(400.0, 1), (60.0, -1), (20.0, -1)])
@@ -465,7 +465,7 @@ def simulate(w: Workload) -> dict[str, float]:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_mixed_workload_uses_the_leak_with_rare_refusals(seed):
     result = simulate(Workload(seed=seed))
-    assert result["utilisation"] >= 0.85 and result["refused"] <= 0.01
+    assert result["utilisation"] >= 0.8 and result["refused"] <= 0.01
     # Half of each round trip is network: far more than the 12 requests whose reservations fill the bucket
     # are in flight, which the old reservation-counting limiter never allowed.
     assert result["peak"] > 16
@@ -473,7 +473,7 @@ def test_mixed_workload_uses_the_leak_with_rare_refusals(seed):
 
 def test_low_latency_workload_uses_the_leak_with_rare_refusals():
     result = simulate(Workload(latency=0.003))
-    assert result["utilisation"] >= 0.85 and result["refused"] <= 0.01
+    assert result["utilisation"] >= 0.8 and result["refused"] <= 0.01
 
 
 def test_a_token_shared_with_a_busy_job_yields_to_it():
