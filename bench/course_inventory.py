@@ -1,6 +1,6 @@
 """Benchmark COURSE_INVENTORY against the sandbox: throttle use, phase overlap, load speed, memory.
 
-    python -m bench.course_inventory --scale medium --latency-ms 50 --workers 16
+    python -m bench.course_inventory --scale medium --latency-ms 50 --workers 32 [--timeline]
 
 Starts `python -m sandbox serve` (Canvas + gateway with Canvas's default throttle) in one process, runs the
 job in another (bench/inventory_worker.py, so peak memory is the job's own), prints a report and writes it to
@@ -76,6 +76,12 @@ def report(result: dict, args: argparse.Namespace) -> str:
         f"(ratio {result['enrollment_load']['ratio']:.2f}, target >= 0.5)",
         f"  peak memory (job process) {result['peak_rss_mb']:8.0f} MB",
     ]
+    if args.timeline:
+        lines.append("  Canvas limiter each second: t, start rate/s, cap, in flight, smoothed remaining -> setpoint, "
+                     "requests/s, cost/s, refusals")
+        lines += [f"    {row['t_s']:5.1f} {row['rate'] or 0:6.1f} {row['limit']:3d} {row['in_flight']:3d} "
+                  f"{row['remaining'] or 0:6.0f} -> {row['target']:4.0f} {row['requests_per_s']:6.1f} "
+                  f"{row['cost_per_s']:5.2f} {row['refused']:3d}" for row in result["timeline"]]
     return "\n".join(lines)
 
 
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--workers", type=int, default=16, help="NUM_ASYNC_WORKERS (the concurrency ceiling)")
     parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=403)
+    parser.add_argument("--timeline", action="store_true", help="print the Canvas limiter's state each second")
     args = parser.parse_args(argv)
     suffix = uuid.uuid4().hex[:8]
     udw, inventory = f"bench_udw_{suffix}", f"bench_inventory_{suffix}"

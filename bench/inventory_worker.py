@@ -9,8 +9,10 @@ import json
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from types import TracebackType
 
 import pandas as pd
 import sqlalchemy as sa
@@ -60,6 +62,39 @@ def compare_enrollment_load(engine: sa.Engine, enrollment: pd.DataFrame) -> dict
             "ratio": load_data_s / loader_s}
 
 
+class LimiterTimeline:
+    """Samples the Canvas limiter and the client's counters every `interval` seconds while the job runs."""
+
+    def __init__(self, canvas: CanvasClient, interval: float = 1.0) -> None:
+        self.canvas, self.interval = canvas, interval
+        self.rows: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
+
+    def __enter__(self) -> LimiterTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        limiter, started = self.canvas.canvas_limiter, time.monotonic()
+        last = (started, self.canvas.stats.snapshot())
+        while not self._stop.wait(self.interval):
+            now, snap = time.monotonic(), self.canvas.stats.snapshot()
+            elapsed = now - last[0]
+            self.rows.append({
+                "t_s": now - started, "rate": limiter.rate, "limit": limiter.limit, "in_flight": limiter.in_flight,
+                "remaining": limiter.remaining, "target": limiter.target,
+                "requests_per_s": (snap.total_requests - last[1].total_requests) / elapsed,
+                "cost_per_s": (snap.cost - last[1].cost) / elapsed, "refused": snap.throttled - last[1].throttled,
+            })
+            last = (now, snap)
+
+
 def main(env_file: str, workers: int) -> dict:
     configure_logging("WARNING")
     env = environ.load_env(Path(env_file), environ.SCHEMA_PATH, {"NUM_ASYNC_WORKERS": str(workers)})
@@ -67,7 +102,7 @@ def main(env_file: str, workers: int) -> dict:
     engine = create_inventory_engine(env["INVENTORY_DB"])
     udw = UdwClient(env["UDW"])
     result: dict = {"workers": workers}
-    with CanvasClient(settings) as canvas:
+    with CanvasClient(settings) as canvas, LimiterTimeline(canvas) as timeline:
         started = time.monotonic()
         raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
         api_s = time.monotonic() - started
@@ -92,6 +127,7 @@ def main(env_file: str, workers: int) -> dict:
         "peak_canvas_in_flight": peak_in_flight,
         "rows": counts, "rows_loaded_per_s": sum(counts.values()) / load_s,
         "enrollment_load": compare_enrollment_load(engine, frames["enrollment"]),
+        "timeline": timeline.rows,
     })
     del raw, frames
     result["peak_rss_mb"] = peak_rss_mb()

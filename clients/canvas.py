@@ -165,7 +165,9 @@ class CanvasClient:
                  clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.stats = ClientStats()
-        policy = policy or RetryPolicy(max_attempts=settings.max_attempts)
+        # A refusal already slows every request of the token down (the limiter cuts its rate), so the refused
+        # request itself only steps back briefly instead of sitting out a second, possibly as the run's last.
+        policy = policy or RetryPolicy(max_attempts=settings.max_attempts, throttle_initial=0.25)
         self._session = session if session is not None else build_session(2 * settings.num_workers + 2)
         common: dict[str, Any] = dict(policy=policy, timeouts=settings.timeouts, session=self._session,
                                       stats=self.stats, sleep=sleep, rng=rng)

@@ -405,6 +405,18 @@ class AdaptiveLimiter:
             return self._core.rate
 
     @property
+    def remaining(self) -> float | None:
+        """The smoothed X-Rate-Limit-Remaining (None while never reported)."""
+        with self._lock:
+            return self._core.remaining
+
+    @property
+    def target(self) -> float:
+        """The setpoint the smoothed remaining is steered to."""
+        with self._lock:
+            return self._core.target
+
+    @property
     def in_flight(self) -> int:
         with self._lock:
             return self._in_flight
