@@ -154,9 +154,9 @@ def test_limiter_keeps_refusals_rare_on_an_empty_bucket():
         counts = [done.result() for done in client.map_concurrent(fetch, itertools.chain(COURSES, COURSES))]
         refused = server.stats.snapshot()["throttled"]
     assert counts == [ITEMS_PER_COURSE] * 2 * len(COURSES)
-    # 12 reservations of 50 fill the 600 units: the 13th request in flight would be refused.
-    assert refused <= 2 and client.canvas_limiter.peak_in_flight <= 12
-    assert client.canvas_limiter.peak_in_flight >= 6       # ...but the limiter did use the room it had
+    # Paced on X-Rate-Limit-Remaining: refusals stay rare, and the limiter does use the room it has.
+    assert refused <= 2
+    assert client.canvas_limiter.peak_in_flight >= 6
 
 
 def test_graphql_connection_pages_through_faults(canvas_server: SimServer):
