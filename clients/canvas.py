@@ -225,6 +225,16 @@ class CanvasClient:
         body, _ = self._canvas_get(self._canvas_url(path_or_url), params, kind)
         return body
 
+    def get_unless_missing(self, path_or_url: str, params: Mapping[str, Any] | None = None, *,
+                           kind: str = "rest") -> Any | None:
+        """Like `get`, but None when Canvas answers 404 (a course deleted meanwhile, analytics off)."""
+        try:
+            return self.get(path_or_url, params, kind=kind)
+        except FatalSourceError as exc:
+            if exc.status != 404:
+                raise
+            return None
+
     def paginate(self, path_or_url: str, params: Mapping[str, Any] | None = None, *,
                  kind: str = "rest") -> Iterator[Any]:
         """Each page's JSON (a list, or a compound document such as the audit log), following rel="next"."""

@@ -49,11 +49,8 @@ def fetch_published_at(canvas: CanvasClient, course_id: int) -> datetime | None:
 
 
 def fetch_activity(canvas: CanvasClient, course_id: int) -> list[dict[str, Any]]:
-    try:
-        days = canvas.get(f"courses/{course_id}/analytics/activity", kind="analytics")
-    except FatalSourceError as exc:
-        if exc.status != 404:
-            raise
+    days = canvas.get_unless_missing(f"courses/{course_id}/analytics/activity", kind="analytics")
+    if days is None:
         logger.warning("course %d: no analytics (404); no usage rows", course_id)
         return []
     return days if isinstance(days, list) else []

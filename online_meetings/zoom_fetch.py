@@ -21,7 +21,7 @@ from clients.progress import Progress
 from clients.tasks import TaskGroup
 from clients.zoom_lti import ZoomLtiClient
 from online_meetings import parse
-from vocab import FatalSourceError, SourceError, SourceFormatError
+from vocab import SourceError, SourceFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +85,8 @@ class _Collector:
             self.tasks.submit(self.added_course, course_id)
 
     def added_course(self, course_id: int) -> None:
-        try:
-            course = self.canvas.get(f"courses/{course_id}", kind="course")
-        except FatalSourceError as exc:
-            if exc.status != 404:
-                raise
+        course = self.canvas.get_unless_missing(f"courses/{course_id}", kind="course")
+        if course is None:
             logger.warning("extra course %d not found in Canvas (404); skipped", course_id)
             return
         self._add_course(course)
@@ -105,11 +102,8 @@ class _Collector:
 
     def course_tabs(self, course: dict[str, Any]) -> None:
         course_id = course["id"]
-        try:
-            tabs = self.canvas.get(f"courses/{course_id}/tabs", kind="tabs")
-        except FatalSourceError as exc:
-            if exc.status != 404:
-                raise
+        tabs = self.canvas.get_unless_missing(f"courses/{course_id}/tabs", kind="tabs")
+        if tabs is None:
             logger.warning("course %d disappeared before its tabs were read (404); skipped", course_id)
             return
         placements = parse.zoom_placements(tabs)
