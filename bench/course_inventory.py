@@ -74,7 +74,8 @@ def report(result: dict, args: argparse.Namespace) -> str:
         f"  enrollment load           loader {result['enrollment_load']['loader_rows_per_s']:,.0f} rows/s vs "
         f"LOAD DATA {result['enrollment_load']['load_data_rows_per_s']:,.0f} rows/s "
         f"(ratio {result['enrollment_load']['ratio']:.2f}, target >= 0.5)",
-        f"  peak memory (job process) {result['peak_rss_mb']:8.0f} MB",
+        f"  peak memory (job process) {result['peak_rss_mb']:8.0f} MB   (peak by the end of: "
+        + ", ".join(f"{step} {mb:.0f}" for step, mb in result["peak_rss_mb_by_step"].items()) + ")",
     ]
     if args.timeline:
         lines.append("  Canvas limiter each second: t, start rate/s, cap, in flight, smoothed remaining -> setpoint, "

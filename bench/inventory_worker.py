@@ -108,14 +108,16 @@ def main(env_file: str, workers: int) -> dict:
         api_s = time.monotonic() - started
         stats = canvas.stats.snapshot()
         peak_in_flight = canvas.canvas_limiter.peak_in_flight
-    sections = {int(n["section"]["_id"]) for nodes in raw.enrollment_nodes.values() for n in nodes}
+    peaks = {"collect": peak_rss_mb()}
     started = time.monotonic()
-    frames = build_frames(raw, udw.section_sis_ids(sections))
+    frames = build_frames(raw, udw.section_sis_ids(raw.section_names))
     warehouse_time(udw.canvasdatadate())
     transform_s = time.monotonic() - started
+    peaks["transform"] = peak_rss_mb()
     started = time.monotonic()
     counts = replace_tables(engine, frames)
     load_s = time.monotonic() - started
+    peaks["load"] = peak_rss_mb()
     result.update({
         "api_wall_s": api_s, "transform_and_udw_s": transform_s, "load_s": load_s,
         "phases": {name: {"start_s": a, "end_s": b, "items": n} for name, (a, b, n) in raw.phases.relative().items()},
@@ -131,6 +133,7 @@ def main(env_file: str, workers: int) -> dict:
     })
     del raw, frames
     result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_mb_by_step"] = peaks
     engine.dispose()
     return result
 

@@ -21,7 +21,13 @@ from clients.progress import Progress
 from clients.tasks import TaskGroup
 from course_inventory import canvas_fetch
 from course_inventory.gql_queries import COURSES_PER_REQUEST
-from course_inventory.transform import activity_rows, canvas_int, keep_courses_with_students
+from course_inventory.transform import (
+    EnrollmentRecord,
+    activity_rows,
+    canvas_int,
+    enrollment_records,
+    keep_courses_with_students,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,8 @@ class RawInventory:
     published_at: dict[int, datetime | None] = field(default_factory=dict)
     usage_rows: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
-    enrollment_nodes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    enrollments: list[EnrollmentRecord] = field(default_factory=list)
+    section_names: dict[int, str] = field(default_factory=dict)   # sections seen in enrollments
     phases: PhaseClock = field(default_factory=PhaseClock)
 
 
@@ -157,8 +164,12 @@ class _Collector:
                 results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
             pages, finished = [], 0
             for course_id, nodes, cursor in results:
+                section_names: dict[int, str] = {}
+                records = enrollment_records(course_id, nodes, section_names)
                 with self._lock:
-                    self.raw.enrollment_nodes.setdefault(course_id, []).extend(nodes)
+                    self.raw.enrollments.extend(records)
+                    for section_id, name in section_names.items():
+                        self.raw.section_names.setdefault(section_id, name)
                 if cursor is None:
                     finished += 1
                 else:
@@ -189,5 +200,5 @@ def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[
     raw = collector.raw
     logger.info("Canvas: %d term(s), %d course(s) with students (%d without dropped), %d account(s), "
                 "%d enrollment(s)", len(raw.terms), len(raw.courses), raw.dropped_courses, len(raw.accounts),
-                sum(len(nodes) for nodes in raw.enrollment_nodes.values()))
+                len(raw.enrollments))
     return raw

@@ -32,13 +32,13 @@ TABLES = ("term", "account", "course", "course_section", "enrollment", "canvas_c
 
 def build_frames(raw: RawInventory, section_sis_ids: Mapping[int, str | None]) -> dict[str, pd.DataFrame]:
     """Every table's rows from the raw Canvas data and the warehouse's section SIS ids (pure)."""
-    enrollments, sections = transform.enrollments_to_dfs(raw.enrollment_nodes)
     frames = {
         "term": transform.terms_to_df(raw.terms),
         "account": transform.accounts_to_df(raw.accounts),
         "course": transform.courses_to_df(raw.courses, raw.published_at),
-        "course_section": transform.with_section_sis_ids(sections, section_sis_ids),
-        "enrollment": enrollments,
+        "course_section": transform.with_section_sis_ids(transform.sections_to_df(raw.section_names),
+                                                         section_sis_ids),
+        "enrollment": transform.enrollments_to_df(raw.enrollments),
         "canvas_course_usage": transform.usage_to_df(raw.usage_rows),
     }
     _check_references(frames)
@@ -72,9 +72,7 @@ def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Eng
     try:
         raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
         canvas_status = DataSourceStatus(ValidDataSourceName.CANVAS_API)
-        section_ids = {int(node["section"]["_id"]) for nodes in raw.enrollment_nodes.values()
-                       for node in nodes if node.get("section")}
-        frames = build_frames(raw, udw.section_sis_ids(section_ids))
+        frames = build_frames(raw, udw.section_sis_ids(raw.section_names))
         warehouse_status = DataSourceStatus(ValidDataSourceName.UNIZIN_DATA_WAREHOUSE,
                                             transform.warehouse_time(udw.canvasdatadate()))
         if env.get("CREATE_CSVS"):

@@ -5,9 +5,10 @@ No I/O and no configuration here: parsed JSON in, DataFrames with the warehouse'
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -139,26 +140,48 @@ def accounts_to_df(accounts: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return _deduplicated(_frame(rows, ACCOUNT_COLUMNS))
 
 
-def enrollments_to_dfs(nodes_by_course: Mapping[int, Iterable[Mapping[str, Any]]]) -> tuple[pd.DataFrame,
-                                                                                            pd.DataFrame]:
-    """GraphQL enrollment nodes per course -> (enrollment, course_section without sis_id) frames."""
-    enrollments, sections = [], []
-    for course_id, nodes in nodes_by_course.items():
-        for node in nodes:
-            section = node.get("section") or {}
-            if not section.get("_id"):
-                raise TransformError(f"enrollment {node.get('_id')} of course {course_id} has no section")
-            section_id = canvas_int(section["_id"], "section id")
-            enrollments.append({
-                "canvas_id": canvas_int(node.get("_id"), "enrollment id"),
-                "course_id": canvas_int((node.get("course") or {}).get("_id", course_id), "enrollment course"),
-                "course_section_id": section_id,
-                "user_id": canvas_int((node.get("user") or {}).get("_id"), "enrollment user"),
-                "workflow_state": node.get("state") or "", "role_type": node.get("type") or "",
-            })
-            sections.append({"canvas_id": section_id, "sis_id": None, "name": section.get("name") or ""})
-    return (_deduplicated(_frame(enrollments, ENROLLMENT_COLUMNS)),
-            _deduplicated(_frame(sections, SECTION_COLUMNS)))
+class EnrollmentRecord(NamedTuple):
+    """One enrollment row, compact: a large university has ~500,000 of them in memory at once."""
+
+    canvas_id: int
+    course_id: int
+    course_section_id: int
+    user_id: int
+    workflow_state: str
+    role_type: str
+
+
+def enrollment_records(course_id: int, nodes: Iterable[Mapping[str, Any]],
+                       section_names: dict[int, str]) -> list[EnrollmentRecord]:
+    """GraphQL enrollment nodes of one course -> records; each new section's name is added to `section_names`.
+
+    Converted as pages arrive so the nested JSON (several dicts per enrollment) is not kept for the whole run.
+    """
+    records = []
+    for node in nodes:
+        section = node.get("section") or {}
+        if not section.get("_id"):
+            raise TransformError(f"enrollment {node.get('_id')} of course {course_id} has no section")
+        section_id = canvas_int(section["_id"], "section id")
+        section_names.setdefault(section_id, section.get("name") or "")
+        records.append(EnrollmentRecord(
+            canvas_int(node.get("_id"), "enrollment id"),
+            canvas_int((node.get("course") or {}).get("_id", course_id), "enrollment course"),
+            section_id,
+            canvas_int((node.get("user") or {}).get("_id"), "enrollment user"),
+            # A handful of distinct values repeated ~500,000 times: share one string object each.
+            sys.intern(node.get("state") or ""), sys.intern(node.get("type") or "")))
+    return records
+
+
+def enrollments_to_df(records: Sequence[EnrollmentRecord]) -> pd.DataFrame:
+    return _deduplicated(_frame(records, ENROLLMENT_COLUMNS))
+
+
+def sections_to_df(section_names: Mapping[int, str]) -> pd.DataFrame:
+    """Sections seen in enrollments, without sis_id (that comes from the warehouse)."""
+    rows = [{"canvas_id": section_id, "sis_id": None, "name": name} for section_id, name in section_names.items()]
+    return _deduplicated(_frame(rows, SECTION_COLUMNS))
 
 
 def with_section_sis_ids(sections: pd.DataFrame, sis_ids: Mapping[int, str | None]) -> pd.DataFrame:

@@ -63,14 +63,24 @@ def test_activity_rows_ignore_id_and_dedupe_by_date():
 def test_enrollments_and_sections_from_graphql_nodes():
     node = {"_id": "9001", "state": "active", "type": "StudentEnrollment", "section": {"_id": "3001", "name": "Sec"},
             "user": {"_id": "5001"}, "course": {"_id": "101"}}
-    enrollments, sections = transform.enrollments_to_dfs({101: [node, node]})
-    assert enrollments.to_dict("records") == [{"canvas_id": 9001, "course_id": 101, "course_section_id": 3001,
-                                               "user_id": 5001, "workflow_state": "active",
-                                               "role_type": "StudentEnrollment"}]
-    with_sis = transform.with_section_sis_ids(sections, {3001: "SEC-1"})
-    assert with_sis.to_dict("records") == [{"canvas_id": 3001, "sis_id": "SEC-1", "name": "Sec"}]
+    other = {**node, "_id": "9002", "section": {"_id": "3002", "name": None}, "course": None}
+    section_names: dict[int, str] = {}
+    records = transform.enrollment_records(101, [node, node, other], section_names)
+    assert section_names == {3001: "Sec", 3002: ""}
+    enrollments = transform.enrollments_to_df(records)
+    assert enrollments.to_dict("records") == [
+        {"canvas_id": 9001, "course_id": 101, "course_section_id": 3001, "user_id": 5001, "workflow_state": "active",
+         "role_type": "StudentEnrollment"},
+        {"canvas_id": 9002, "course_id": 101, "course_section_id": 3002, "user_id": 5001, "workflow_state": "active",
+         "role_type": "StudentEnrollment"}]
+    assert list(enrollments.dtypes.astype(str))[:4] == ["Int64"] * 4
+    with_sis = transform.with_section_sis_ids(transform.sections_to_df(section_names), {3001: "SEC-1"})
+    assert with_sis.to_dict("records") == [{"canvas_id": 3001, "sis_id": "SEC-1", "name": "Sec"},
+                                           {"canvas_id": 3002, "sis_id": None, "name": ""}]
     with pytest.raises(TransformError, match="no section"):
-        transform.enrollments_to_dfs({101: [{**node, "section": None}]})
+        transform.enrollment_records(101, [{**node, "section": None}], {})
+    with pytest.raises(TransformError, match="enrollment user"):
+        transform.enrollment_records(101, [{**node, "user": {"_id": "x"}}], {})
 
 
 @pytest.mark.parametrize("value", ["2020-01-15 04:12:33.123456+00:00", "2020-01-15 04:12:33.123456+0000",
