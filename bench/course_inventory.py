@@ -51,6 +51,16 @@ def start_sandbox(args: argparse.Namespace, env_file: Path, udw: str, inventory:
     raise SystemExit("the sandbox did not start")
 
 
+def stop_sandbox(process: subprocess.Popen) -> dict | None:
+    """Stop the sandbox; its Canvas server's statistics (printed as JSON on the way out), if readable."""
+    process.terminate()
+    output, _ = process.communicate(timeout=60)
+    try:
+        return json.loads(output[output.index("{"):])["servers"]["canvas"]
+    except (ValueError, KeyError):
+        return None
+
+
 def report(result: dict, args: argparse.Namespace) -> str:
     lines = [f"COURSE_INVENTORY benchmark: scale={args.scale} latency={args.latency_ms}ms "
              f"workers(ceiling)={result['workers']} throttle={args.throttle_status}",
@@ -69,7 +79,10 @@ def report(result: dict, args: argparse.Namespace) -> str:
         f"  throttle utilisation      {result['throttle_utilisation']:8.2f}",
         f"  throttled refusals        {result['throttled']:8d}   ({100 * result['throttled_share']:.2f} % of requests)",
         f"  retries                   {result['retries']:8d}",
+        *server_lines(result.get("server"), result["api_wall_s"]),
         f"  peak Canvas in flight     {result['peak_canvas_in_flight']:8d}",
+        f"  job GC pauses (API phase) {result['gc_pauses']['count']:8d}   "
+        f"total {result['gc_pauses']['total_s']:.2f} s, longest {1000 * result['gc_pauses']['longest_s']:.0f} ms",
         f"  rows                      {json.dumps(result['rows'])}",
         f"  enrollment load           loader {result['enrollment_load']['loader_rows_per_s']:,.0f} rows/s vs "
         f"LOAD DATA {result['enrollment_load']['load_data_rows_per_s']:,.0f} rows/s "
@@ -84,6 +97,15 @@ def report(result: dict, args: argparse.Namespace) -> str:
                   f"{row['remaining'] or 0:6.0f} -> {row['target']:4.0f} {row['requests_per_s']:6.1f} "
                   f"{row['cost_per_s']:5.2f} {row['refused']:3d}" for row in result["timeline"]]
     return "\n".join(lines)
+
+
+def server_lines(server: dict | None, api_wall_s: float) -> list[str]:
+    """The Canvas simulator's own view: how long reservations were held for the cost it charged."""
+    if not server:
+        return []
+    held, charged = server["reservation_held_s"], server["charged_cost_s"]
+    return [f"  server: reservations held {held:8.1f} s for {charged:.1f} s charged "
+            f"(x{held / max(charged, 1e-9):.2f}); mean requests holding one {held / api_wall_s:.1f}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,11 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             result = json.loads(worker.stdout.strip().splitlines()[-1])
     finally:
-        if sandbox is not None:
-            sandbox.terminate()
-            sandbox.wait(timeout=60)
+        server = stop_sandbox(sandbox) if sandbox is not None else None
         drop_mysql_database(inventory_params)
         drop_pg_database({**POSTGRES, "dbname": udw})
+    if server is not None:
+        result["server"] = server
     text = report(result, args)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ Usage: python -m bench.inventory_worker ENV_FILE WORKERS  -> prints one JSON obj
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
@@ -26,6 +27,7 @@ from course_inventory.transform import warehouse_time
 from db.engine import create_inventory_engine
 from db.loader import append_rows, replace_tables
 from log_setup import configure_logging
+from run_jobs import settle_heap
 
 LEAK_PER_SECOND = 10.0  # Canvas's default outflow
 
@@ -60,6 +62,27 @@ def compare_enrollment_load(engine: sa.Engine, enrollment: pd.DataFrame) -> dict
     return {"rows": rows, "loader_s": loader_s, "load_data_s": load_data_s,
             "loader_rows_per_s": rows / loader_s, "load_data_rows_per_s": rows / load_data_s,
             "ratio": load_data_s / loader_s}
+
+
+class GcPauses:
+    """Counts the garbage collector's pauses of this process (they stall every request thread at once)."""
+
+    def __init__(self) -> None:
+        self.count, self.seconds, self.longest, self._started = 0, 0.0, 0.0, 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self.count, self.seconds, self.longest = self.count + 1, self.seconds + pause, max(self.longest, pause)
 
 
 class LimiterTimeline:
@@ -102,7 +125,8 @@ def main(env_file: str, workers: int) -> dict:
     engine = create_inventory_engine(env["INVENTORY_DB"])
     udw = UdwClient(env["UDW"])
     result: dict = {"workers": workers}
-    with CanvasClient(settings) as canvas, LimiterTimeline(canvas) as timeline:
+    settle_heap()  # as run_jobs.py does before each job
+    with CanvasClient(settings) as canvas, LimiterTimeline(canvas) as timeline, GcPauses() as pauses:
         started = time.monotonic()
         raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
         api_s = time.monotonic() - started
@@ -127,6 +151,7 @@ def main(env_file: str, workers: int) -> dict:
         "throttled": stats.throttled, "retries": stats.retries,
         "throttled_share": stats.throttled / max(stats.total_requests, 1),
         "peak_canvas_in_flight": peak_in_flight,
+        "gc_pauses": {"count": pauses.count, "total_s": pauses.seconds, "longest_s": pauses.longest},
         "rows": counts, "rows_loaded_per_s": sum(counts.values()) / load_s,
         "enrollment_load": compare_enrollment_load(engine, frames["enrollment"]),
         "timeline": timeline.rows,

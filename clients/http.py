@@ -3,8 +3,7 @@
 - `HttpClient.request/request_json`: one logical request; transient failures (connection errors, timeouts, 5xx,
   invalid JSON) are retried up to `RetryPolicy.max_attempts`, throttled refusals on their own, larger budget.
 - `check_response`: the one mapping from an HTTP status to vocab's exceptions.
-- `AdaptiveLimiter`: paces and bounds requests per token, steering a start rate on the server's reported
-  headroom (`ThrottleController` holds its decisions, free of locks and clocks).
+- requests pass through an optional `clients.limiter.AdaptiveLimiter`, which paces them per token.
 - `ClientStats`: thread-safe counters shared by a client's requests.
 - `map_concurrent`: runs a function over items on a thread pool, yielding results as they complete.
 
@@ -18,10 +17,10 @@ import math
 import random
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,6 +33,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying
 
+from clients.limiter import AdaptiveLimiter, Slot
 from vocab import FatalSourceError, RetriableSourceError, SourceError
 
 logger = logging.getLogger(__name__)
@@ -220,273 +220,6 @@ class ClientStats:
                                  self._errors, self._cost, self._bytes)
 
 
-class ThrottleController:
-    """The decisions of `AdaptiveLimiter`, without locks or clocks: times come in as arguments.
-
-    State: a start rate (requests per second, paced evenly), the smoothed round trip and the smoothed
-    reported remaining; the concurrency cap is derived from them. `AdaptiveLimiter` explains the reasoning.
-    Not thread-safe; the limiter calls it under its lock, simulations call it directly.
-    """
-
-    REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
-    CONGESTION_CUT = 0.3            # ...and while it is not, or when the server reports no headroom at all
-    CATCH_UP = 1.0                  # starts a late pacer may make up at once (keeps the average rate)
-
-    def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float = 50.0, min_reserves: float = 2.0,
-                 headroom_sigmas: float = 2.5, gain: float = 0.1, max_step: float = 0.25,
-                 smoothing_rtts: float = 2.0, spread_rtts: float = 8.0, window_slack: float = 2.0) -> None:
-        if ceiling < 1 or up_front_cost <= 0 or min_reserves < 1 or headroom_sigmas < 0 or gain <= 0 \
-                or not 0 < max_step < 1:
-            raise ValueError("need ceiling >= 1, up_front_cost > 0, min_reserves >= 1, headroom_sigmas >= 0, "
-                             "gain > 0 and 0 < max_step < 1")
-        self.ceiling = ceiling
-        self._initial = max(1, min(ceiling, initial))
-        self._up_front = up_front_cost
-        self._min_target, self._sigmas = min_reserves * up_front_cost, headroom_sigmas
-        self._gain, self._max_step = gain, max_step
-        self._smoothing, self._spread_rtts, self._slack = smoothing_rtts, spread_rtts, window_slack
-        self._spread = 0.0                   # mean absolute deviation of the remaining from its smoothed value
-        self.rate: float | None = None       # starts per second; None until the first answer
-        self.srtt: float | None = None       # smoothed round trip of admitted requests, seconds
-        self.remaining: float | None = None  # smoothed X-Rate-Limit-Remaining; None while never reported
-        self.cuts = 0                        # rate cuts after refusals
-        self._remaining_at = 0.0
-        self._next_start = -math.inf
-        self._started = 0                    # sequence number of the latest start
-        self._cut_after = 0                  # refusals of requests started up to here were already answered
-        self._demand = False                 # a request waited for the pacer or the cap since the last rise
-
-    @property
-    def limit(self) -> int:
-        """Requests allowed in flight: twice what the rate keeps busy over a round trip (+1), within the ceiling."""
-        if self.rate is None or self.srtt is None:
-            return self._initial
-        return max(1, min(self.ceiling, math.ceil(self._slack * self.rate * self.srtt) + 1))
-
-    def start_time(self, now: float) -> float:
-        """The earliest time the next request may start (the pacer's; the caller checks the cap)."""
-        return now if self.rate is None else max(now, self._next_start)
-
-    def waited(self) -> None:
-        """A request could not start at once: the rate, not the workload, is what limits."""
-        self._demand = True
-
-    def start(self, now: float) -> int:
-        """Record a start; returns its ticket for `observe`."""
-        self._started += 1
-        if self.rate is not None:
-            # A start taken late (a thread woke up late) may be made up for, but only CATCH_UP of them.
-            self._next_start = max(now - self.CATCH_UP / self.rate, self._next_start) + 1.0 / self.rate
-        return self._started
-
-    def observe(self, ticket: int, rtt: float, now: float, *, remaining: float | None, throttled: bool) -> None:
-        """Account for the answer to the request started with `ticket`, `rtt` seconds after it started."""
-        if not throttled:            # refusals come back early: they would bias the round trip
-            self.srtt = rtt if self.srtt is None else self.srtt + (max(rtt, 0.0) - self.srtt) / 8
-        if self.srtt is None:
-            return                   # only refusals so far: nothing to pace by yet
-        if self.rate is None:
-            self.rate = self._initial / max(self.srtt, 1e-3)
-        if remaining is not None:
-            self._smooth(remaining, now)
-        if throttled:
-            if ticket > self._cut_after:   # sent after the last cut: news, not an echo of the same wave
-                healthy = self.remaining is not None and self.remaining >= self.target / 2
-                self._scale(math.log1p(-(self.REFUSAL_CUT if healthy else self.CONGESTION_CUT)))
-                self._cut_after = self._started
-                self.cuts += 1
-            return
-        step = self._step()
-        if step > 0 and not self._demand:
-            return                   # the workload, not the rate, limits: growing would only store up a burst
-        # Spread the per-round-trip step over the answers of one round trip.
-        self._scale(step / max(1.0, self.rate * self.srtt))
-        if step > 0:
-            self._demand = False
-
-    def _step(self) -> float:
-        """The wanted relative change of the rate per round trip (log scale), from the smoothed remaining."""
-        if self.remaining is None:                  # no throttle headers (another service): grow while needed
-            return self._max_step
-        if self.remaining < self._up_front:         # danger zone: not even one reservation of headroom
-            return -self._max_step
-        target = self.target
-        error = (self.remaining - target) / target
-        return max(-self._max_step, min(self._max_step, self._gain * error))
-
-    @property
-    def target(self) -> float:
-        """The setpoint of the smoothed remaining: `headroom_sigmas` of its fluctuation, at least `min_reserves`."""
-        # Mean absolute deviation x 1.25 estimates a standard deviation, and one stale sample (after a pause of
-        # this process) moves it far less than it would move a variance.
-        return max(self._min_target, self._sigmas * 1.25 * self._spread)
-
-    def _smooth(self, remaining: float, now: float) -> None:
-        # Time-weighted: a burst of answers at one instant is one observation of the bucket, not many.
-        if self.remaining is None:
-            self.remaining = remaining
-        else:
-            elapsed, rtt = max(now - self._remaining_at, 0.0), self.srtt or 0.1
-            self.remaining += -math.expm1(-elapsed / (self._smoothing * rtt)) * (remaining - self.remaining)
-            # The residual after smoothing: a change the average has followed (the first answer after a
-            # quiet spell, when the bucket drained) is not a fluctuation to keep a margin for.
-            residual = abs(remaining - self.remaining)
-            self._spread += -math.expm1(-elapsed / (self._spread_rtts * rtt)) * (residual - self._spread)
-        self._remaining_at = now
-
-    def _scale(self, log_step: float) -> None:
-        assert self.rate is not None and self.srtt is not None
-        floor = 0.5 / self.srtt               # at least one start per two round trips
-        ceiling = 2.0 * self.ceiling / self.srtt   # beyond this the concurrency ceiling binds anyway
-        self.rate = min(max(self.rate * math.exp(log_step), floor), ceiling)
-
-
-class AdaptiveLimiter:
-    """Paces and bounds the requests of one token so they use Canvas's throttle budget without being refused.
-
-    Canvas's throttle (protocol-notes C.4) is a leaky bucket per token: it leaks 10 units a second, refuses a
-    request that *arrives* while the level is at the high-water mark (600), reserves `up_front_cost` (50)
-    while a request is inside the server, then charges the real cost (CPU + DB seconds) instead. The level
-    thus moves in two ways: fast, by 50 per request entering or leaving the server, and slowly, drifting at
-    (cost rate - leak). Only the drift decides the sustainable rate: while the level stays below the mark the
-    leak is fully used exactly when the cost rate equals the leak, however many requests that takes (the
-    old limit of remaining / 50 requests in flight counted the ones still on the network as reserving,
-    which wasted half of the budget). The client sees the `X-Rate-Limit-Remaining` (mark - level) of each
-    answer, as it was when the answer left the server (requests sent since are not in it), and refusals.
-
-    So the limiter controls a *start rate* and steers it on the reported remaining:
-    - Starts are paced evenly at the rate. A window of requests released together arrives together, and
-      each extra request inside the server holds 50 units; even spacing keeps the number inside close to
-      rate x server time, so the level fluctuates far less at the same throughput.
-    - The remaining is smoothed over ~2 round trips (one answer is stale and noisy) and steered towards a
-      setpoint: 2.5 times its own fluctuation (mean absolute deviation x 1.25, over ~8 round trips), and at
-      least two reservations. Above the setpoint the rate rises, below it falls, in proportion to the error
-      (at most 25 % per round trip, spread over that round trip's answers; faster growth overshoots, as the
-      smoothed remaining lags); it rises only while requests actually wait for it. Because the bucket
-      integrates (cost rate - leak), holding the remaining at a setpoint settles at cost rate = leak
-      whatever the costs, the latency or the mix of requests, and a setpoint that scales with the observed
-      fluctuation keeps refusals rare whether requests are uniform or not.
-    - Danger zone (smoothed remaining below one reservation): the rate falls by 25 % per round trip.
-    - A refusal cuts the rate at once: by 10 % while the average headroom is healthy (the peak of a
-      fluctuation), by 30 % when it is not (the token is congested, e.g. another job started using it).
-      Refusals of requests sent before the last cut are the same news and cut nothing more.
-    - In flight is capped at twice what the rate keeps busy over a round trip (+1) and at `ceiling`
-      (NUM_ASYNC_WORKERS), so a stalled server cannot collect a pile of requests.
-    Every phase of a job shares the token's limiter; other jobs on the same token show up in the remaining
-    and the rate yields to them. Without remaining headers (other services) it grows to the ceiling and
-    cuts on refusals only. It starts with `initial` (4) requests until the first answer, as the bucket may
-    already be busy. `ThrottleController` holds the arithmetic, free of threads and clocks.
-    """
-
-    def __init__(self, ceiling: int, *, name: str = "limiter", initial: int | None = None,
-                 up_front_cost: float = 50.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.name = name
-        self._core = ThrottleController(ceiling, initial=4 if initial is None else initial,
-                                        up_front_cost=up_front_cost)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._waiters: deque[threading.Condition] = deque()   # FIFO; only the head waits for the pacer
-        self._in_flight = 0
-        self._peak = 0
-
-    @property
-    def ceiling(self) -> int:
-        return self._core.ceiling
-
-    @property
-    def limit(self) -> int:
-        with self._lock:
-            return self._core.limit
-
-    @property
-    def rate(self) -> float | None:
-        """Starts per second allowed now (None before the first answer)."""
-        with self._lock:
-            return self._core.rate
-
-    @property
-    def remaining(self) -> float | None:
-        """The smoothed X-Rate-Limit-Remaining (None while never reported)."""
-        with self._lock:
-            return self._core.remaining
-
-    @property
-    def target(self) -> float:
-        """The setpoint the smoothed remaining is steered to."""
-        with self._lock:
-            return self._core.target
-
-    @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return self._in_flight
-
-    @property
-    def peak_in_flight(self) -> int:
-        with self._lock:
-            return self._peak
-
-    @contextmanager
-    def slot(self) -> Iterator[_Slot]:
-        """Block until a request may start; the caller reports the response through the slot."""
-        with self._lock:
-            ticket, started = self._acquire()
-        try:
-            yield _Slot(self, ticket, started)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-                self._wake_head()
-
-    def _acquire(self) -> tuple[int, float]:
-        # Caller holds the lock. Waiters queue in order; the head alone watches the pacer and the cap, so a
-        # start or a freed slot wakes one thread instead of all of them.
-        waiter = threading.Condition(self._lock)
-        self._waiters.append(waiter)
-        try:
-            while True:
-                now = self._clock()
-                if self._waiters[0] is waiter and self._in_flight < self._core.limit:
-                    delay = self._core.start_time(now) - now
-                    if delay <= 0:
-                        break
-                    self._core.waited()
-                    waiter.wait(delay)
-                else:
-                    self._core.waited()
-                    waiter.wait()
-        finally:
-            self._waiters.remove(waiter)
-            self._wake_head()
-        self._in_flight += 1
-        self._peak = max(self._peak, self._in_flight)
-        return self._core.start(now), now
-
-    def _wake_head(self) -> None:
-        if self._waiters:
-            self._waiters[0].notify()
-
-    def _observe(self, ticket: int, started: float, *, remaining: float | None, throttled: bool) -> None:
-        with self._lock:
-            now = self._clock()
-            cuts, before = self._core.cuts, self._core.rate
-            self._core.observe(ticket, now - started, now, remaining=remaining, throttled=throttled)
-            if self._core.cuts != cuts:
-                logger.debug("%s throttled: rate %.1f -> %.1f/s, smoothed remaining %s", self.name,
-                             before or 0.0, self._core.rate or 0.0, self._core.remaining)
-            self._wake_head()
-
-
-class _Slot:
-    __slots__ = ("_limiter", "_started", "_ticket")
-
-    def __init__(self, limiter: AdaptiveLimiter, ticket: int, started: float) -> None:
-        self._limiter, self._ticket, self._started = limiter, ticket, started
-
-    def observe(self, *, remaining: float | None, throttled: bool) -> None:
-        self._limiter._observe(self._ticket, self._started, remaining=remaining, throttled=throttled)
-
-
 class _Budget:
     """Per-call retry bookkeeping for tenacity: transient failures and throttled refusals counted apart."""
 
@@ -587,7 +320,7 @@ class HttpClient:
 
     def _send(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None,
               **kwargs: Any) -> requests.Response:
-        gate: AbstractContextManager[_Slot | None] = limiter.slot() if limiter is not None else nullcontext()
+        gate: AbstractContextManager[Slot | None] = limiter.slot() if limiter is not None else nullcontext()
         with gate as slot:
             try:
                 response = self._session.request(method, url, timeout=self.timeouts.as_tuple(), **kwargs)

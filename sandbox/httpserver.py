@@ -238,6 +238,7 @@ class Counters:
             self._throttled = 0
             self._handler_errors = 0
             self._charged = 0.0
+            self._held = 0.0
             self._records = 0
             self._in_flight = 0
             self._peak_in_flight = 0
@@ -268,9 +269,10 @@ class Counters:
         with self._lock:
             self._faults[kind.value] += 1
 
-    def served(self, cost: float, records: int, status: int | None) -> None:
+    def served(self, cost: float, records: int, status: int | None, held: float = 0.0) -> None:
         with self._lock:
             self._charged += cost
+            self._held += held
             self._records += records
             self._statuses["reset" if status is None else str(status)] += 1
 
@@ -286,6 +288,9 @@ class Counters:
                 "handler_errors": self._handler_errors,
                 "records": self._records,
                 "charged_cost_s": round(self._charged, 6),
+                # Seconds admitted requests held a throttle reservation; above the charged cost when this
+                # process is slower than the cost model (e.g. busy executing GraphQL).
+                "reservation_held_s": round(self._held, 6),
                 # The least wall time the throttle allows for this much work at this leak rate.
                 "throttle_bound_s": round(self._charged / self._leak, 6),
                 "in_flight": self._in_flight,
@@ -361,15 +366,17 @@ class SimServer:
         if key is not None and ticket is None:
             self.stats.throttled()
             return self._refusal()
-        cost, response = 0.0, None
+        cost, response, admitted = 0.0, None, time.monotonic()
         try:
             cost, response = self._process(route, params, request)
         finally:                               # never leave a reservation behind, whatever happened
             remaining = self.throttle.finish(ticket, cost) if ticket is not None else None
+        held = time.monotonic() - admitted if ticket is not None else 0.0
         if remaining is not None and response is not None:
             response.headers["X-Request-Cost"] = f"{cost:.6f}"
             response.headers["X-Rate-Limit-Remaining"] = f"{remaining:.3f}"
-        self.stats.served(cost, response.records if response else 0, response.status if response else None)
+        self.stats.served(cost, response.records if response else 0, response.status if response else None,
+                          held)
         return response
 
     def _process(self, route: Route | None, params: dict[str, Any],

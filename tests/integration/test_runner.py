@@ -1,5 +1,6 @@
 """run_jobs.py end to end with small real jobs, a real MariaDB and real configuration files."""
 
+import gc
 import subprocess
 import sys
 import threading
@@ -48,6 +49,17 @@ def test_jobs_run_in_order_and_are_recorded(config_dir, inventory_db_params):
     by_run = {run_id: sorted(name for name, _, rid in statuses if rid == run_id) for run_id, _ in runs}
     assert by_run == {runs[0][0]: ["CANVAS_API", "UNIZIN_DATA_WAREHOUSE"], runs[1][0]: ["KALTURA_API"]}
     assert (datetime(2020, 1, 15, 4, 12, 33) in {updated for _, updated, _ in statuses})
+
+
+def test_each_job_starts_with_the_startup_heap_frozen(monkeypatch):
+    calls = []
+    monkeypatch.setattr(run_jobs, "load_entrypoint", lambda path: lambda: calls.append(gc.get_freeze_count()) or [])
+    monkeypatch.setattr(run_jobs, "record_job_run", lambda *args: 1)
+    try:
+        assert run_jobs.run_job(None, "COURSE_INVENTORY", "unused.path")
+    finally:
+        gc.unfreeze()
+    assert calls and calls[0] > 0       # everything alive before the job is out of the collector's full passes
 
 
 def test_a_failed_job_is_isolated_and_not_recorded(config_dir, inventory_db_params, caplog):

@@ -118,6 +118,8 @@ def test_cost_model_charges_server_time_not_latency():
         assert float(got.headers["X-Rate-Limit-Remaining"]) == pytest.approx(600 - cost, abs=0.01)
         snap = sim.stats.snapshot()
         assert snap["charged_cost_s"] == pytest.approx(cost)
+        # The reservation is held for the server time (not the latency), at least what was charged.
+        assert 0.95 * cost <= snap["reservation_held_s"] < cost + 0.025
         assert snap["throttle_bound_s"] == pytest.approx(cost / 0.001)
         assert snap["records"] == 20
         # no token -> no throttle key -> no throttle headers

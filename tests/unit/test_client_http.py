@@ -25,17 +25,16 @@ from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 
 from clients.http import (
-    AdaptiveLimiter,
     ClientStats,
     HttpClient,
     RetryPolicy,
-    ThrottleController,
     build_session,
     check_response,
     map_concurrent,
     parse_retry_after,
     sanitize_url,
 )
+from clients.limiter import AdaptiveLimiter, ThrottleController
 from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
 from vocab import FatalSourceError, RetriableSourceError
 
@@ -279,7 +278,8 @@ def test_controller_starts_small_then_paces_evenly():
     controller = ThrottleController(32, initial=4)
     assert controller.limit == 4 and controller.rate is None and controller.start_time(5.0) == 5.0
     answered(controller, 1.0, 590.0, rtt=0.1)
-    assert 40.0 <= controller.rate < 50.0       # initial requests per round trip (+ one answer's growth)
+    # Jump start: as many requests per round trip as the headroom above the setpoint (100) holds reservations.
+    assert controller.rate == pytest.approx((590.0 - 100.0) / 50.0 / 0.1, rel=0.05)  # (+ that answer's step)
     starts = []
     for _ in range(6):                           # all ready at 2.0, long after the pacer's last start
         at = controller.start_time(2.0)
@@ -288,6 +288,13 @@ def test_controller_starts_small_then_paces_evenly():
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # A late pacer makes up for one missed start at most (no burst after a pause), then spaces them evenly.
     assert gaps == pytest.approx([0.0] + [1 / controller.rate] * 4)
+
+
+def test_first_answer_without_headroom_starts_from_initial():
+    busy, unknown = ThrottleController(32, initial=4), ThrottleController(32, initial=4)
+    answered(busy, 1.0, 120.0, rtt=0.1)           # another consumer holds most of the bucket
+    answered(unknown, 1.0, None, rtt=0.1)         # a service without throttle headers
+    assert busy.rate == pytest.approx(4 / 0.1, rel=0.05) and unknown.rate == pytest.approx(4 / 0.1, rel=0.3)
 
 
 def test_controller_climbs_on_an_idle_bucket_and_settles_on_the_setpoint():
@@ -512,7 +519,7 @@ def test_limiter_paces_starts_across_threads():
     limiter = AdaptiveLimiter(32, initial=2)
     with limiter.slot() as slot:                 # the first answer sets the rate: initial per round trip
         time.sleep(0.04)
-        slot.observe(remaining=590.0, throttled=False)
+        slot.observe(remaining=None, throttled=False)
     rate = limiter.rate
     assert rate is not None and 20 < rate < 60
     starts: list[float] = []
