@@ -90,7 +90,8 @@ class ThrottleController:
         if self.rate is None:
             # Start with as many requests per round trip as the reported headroom holds reservations (on an
             # idle bucket ~10): climbing there from `initial` would leave most of the first second unused.
-            fits = 0.0 if remaining is None or throttled else (remaining - self._min_target) / self._up_front
+            # (Only a served answer gets here: refusals never set the round trip this needs.)
+            fits = 0.0 if remaining is None else (remaining - self._min_target) / self._up_front
             self.rate = max(float(self._initial), fits) / max(self.srtt, 1e-3)
         if remaining is not None:
             self._smooth(remaining, now)

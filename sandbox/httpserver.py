@@ -269,7 +269,7 @@ class Counters:
         with self._lock:
             self._faults[kind.value] += 1
 
-    def served(self, cost: float, records: int, status: int | None, held: float = 0.0) -> None:
+    def served(self, cost: float, records: int, status: int | None, held: float) -> None:
         with self._lock:
             self._charged += cost
             self._held += held
