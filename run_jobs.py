@@ -59,13 +59,16 @@ def load_entrypoint(dotted_path: str) -> Callable[[], list]:
 
 
 def settle_heap() -> None:
-    """Collect garbage, then exempt every surviving object (imported modules, caches) from later collections.
+    """Collect garbage, exempt every survivor (imported modules, caches) from later passes, collect less often.
 
     A job's working set grows for minutes; without this each full collection re-scans all of it plus every
-    imported library, pauses of ~100 ms that stall all request threads at once (see bench/).
+    imported library, pauses of ~100 ms that stall all request threads at once. Parsing JSON allocates fast, so
+    the youngest generation is collected every 20,000 allocations instead of 700: most parsed pages are already
+    gone by then, instead of being promoted and re-scanned (bench/, large: GC 2.3 s -> 0.4 s of a 66 s run).
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 def prepare_database(db_params: Mapping[str, str]) -> sa.Engine:

@@ -82,7 +82,8 @@ def report(result: dict, args: argparse.Namespace) -> str:
         *server_lines(result.get("server"), result["api_wall_s"]),
         f"  peak Canvas in flight     {result['peak_canvas_in_flight']:8d}",
         f"  job GC pauses (API phase) {result['gc_pauses']['count']:8d}   "
-        f"total {result['gc_pauses']['total_s']:.2f} s, longest {1000 * result['gc_pauses']['longest_s']:.0f} ms",
+        f"total {result['gc_pauses']['total_s']:.2f} s, longest {1000 * result['gc_pauses']['longest_s']:.0f} ms; "
+        f"{result['gc_pauses']['full_passes']} full passes, {result['gc_pauses']['full_s']:.2f} s",
         f"  rows                      {json.dumps(result['rows'])}",
         f"  enrollment load           loader {result['enrollment_load']['loader_rows_per_s']:,.0f} rows/s vs "
         f"LOAD DATA {result['enrollment_load']['load_data_rows_per_s']:,.0f} rows/s "

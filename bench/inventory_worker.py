@@ -69,6 +69,7 @@ class GcPauses:
 
     def __init__(self) -> None:
         self.count, self.seconds, self.longest, self._started = 0, 0.0, 0.0, 0.0
+        self.full_passes, self.full_seconds = 0, 0.0   # generation 2: these scale with the heap
 
     def __enter__(self) -> GcPauses:
         gc.callbacks.append(self._callback)
@@ -83,6 +84,12 @@ class GcPauses:
             return
         pause = time.perf_counter() - self._started
         self.count, self.seconds, self.longest = self.count + 1, self.seconds + pause, max(self.longest, pause)
+        if info.get("generation") == 2:
+            self.full_passes, self.full_seconds = self.full_passes + 1, self.full_seconds + pause
+
+    def summary(self) -> dict[str, float]:
+        return {"count": self.count, "total_s": self.seconds, "longest_s": self.longest,
+                "full_passes": self.full_passes, "full_s": self.full_seconds}
 
 
 class LimiterTimeline:
@@ -151,7 +158,7 @@ def main(env_file: str, workers: int) -> dict:
         "throttled": stats.throttled, "retries": stats.retries,
         "throttled_share": stats.throttled / max(stats.total_requests, 1),
         "peak_canvas_in_flight": peak_in_flight,
-        "gc_pauses": {"count": pauses.count, "total_s": pauses.seconds, "longest_s": pauses.longest},
+        "gc_pauses": pauses.summary(),
         "rows": counts, "rows_loaded_per_s": sum(counts.values()) / load_s,
         "enrollment_load": compare_enrollment_load(engine, frames["enrollment"]),
         "timeline": timeline.rows,

@@ -25,9 +25,13 @@ class ThrottleController:
     reported remaining; the concurrency cap is derived from them. `AdaptiveLimiter` explains the reasoning.
     Not thread-safe; the limiter calls it under its lock, simulations call it directly.
 
-    The defaults trade throttle use against refusals. Measured (bench/, medium, 50 ms): headroom_sigmas 2.5 with
-    smoothing_rtts 2 uses 0.87-0.90 of the leak with 0.3-0.8 % refused; 2.25 with 1 uses 0.91-0.93 but refuses
-    0.8-1.2 %, and more than 1 % for slow, expensive requests in tests/unit/test_client_http.py's simulation.
+    The defaults trade throttle use against refusals. Measured (bench/, 50 ms, with run_jobs.settle_heap's GC
+    settings): headroom_sigmas 2.5 with smoothing_rtts 2 uses 0.90-0.92 of the leak at `medium` with 0.4-0.8 %
+    refused, 0.95 at `large` with 0.88-1.04 %; 2.75 refuses less at `large` (0.7-0.85 %) but drops `medium` to
+    0.88-0.92. Gating each start on a predicted count of requests inside the server (from X-Request-Cost per
+    kind) won in a noiseless simulation but not in the bench: on 2 cores the timing noise of both processes
+    is as large as the margin it needs. 2.25 with 1 refuses more than 1 % for slow, expensive requests in
+    tests/unit/test_client_http.py's simulation.
     """
 
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)

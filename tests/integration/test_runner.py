@@ -53,13 +53,19 @@ def test_jobs_run_in_order_and_are_recorded(config_dir, inventory_db_params):
 
 def test_each_job_starts_with_the_startup_heap_frozen(monkeypatch):
     calls = []
-    monkeypatch.setattr(run_jobs, "load_entrypoint", lambda path: lambda: calls.append(gc.get_freeze_count()) or [])
+    monkeypatch.setattr(run_jobs, "load_entrypoint",
+                        lambda path: lambda: calls.append((gc.get_freeze_count(), gc.get_threshold())) or [])
     monkeypatch.setattr(run_jobs, "record_job_run", lambda *args: 1)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)           # CPython's defaults (an earlier test may have run a job)
     try:
         assert run_jobs.run_job(None, "COURSE_INVENTORY", "unused.path")
     finally:
         gc.unfreeze()
-    assert calls and calls[0] > 0       # everything alive before the job is out of the collector's full passes
+        gc.set_threshold(*thresholds)
+    frozen, job_thresholds = calls[0]
+    assert frozen > 0                   # everything alive before the job is out of the collector's full passes
+    assert job_thresholds[0] > 700      # and young objects are collected less often than by default
 
 
 def test_a_failed_job_is_isolated_and_not_recorded(config_dir, inventory_db_params, caplog):

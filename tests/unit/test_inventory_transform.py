@@ -1,5 +1,6 @@
 """Pure transforms of the COURSE_INVENTORY job, fed with Canvas-shaped JSON."""
 
+import gc
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def test_enrollments_and_sections_from_graphql_nodes():
     section_names: dict[int, str] = {}
     records = transform.enrollment_records(101, [node, node, other], section_names)
     assert section_names == {3001: "Sec", 3002: ""}
+    gc.collect()
+    assert not any(gc.is_tracked(record) for record in records), "records must not stay in the collector's lists"
     enrollments = transform.enrollments_to_df(records)
     assert enrollments.to_dict("records") == [
         {"canvas_id": 9001, "course_id": 101, "course_section_id": 3001, "user_id": 5001, "workflow_state": "active",
