@@ -36,7 +36,8 @@ from google.auth import jwt
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from sandbox.httpserver import App, Request, Response, ServerOptions, SimServer, json_response
+from sandbox.httpapp import App, Request, Response, json_response
+from sandbox.httpserver import ServerOptions, SimServer
 from sandbox.media_data import MediaData, SimClock, media_data_for
 
 DEFAULT_JOB_PROJECT = "umich-mivideo-sim"

@@ -49,7 +49,7 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetailsList
 
-from sandbox.httpserver import App, Request, Response, json_response
+from sandbox.httpapp import App, Request, Response, json_response
 from sandbox.university import Course, Enrollment, University
 
 MAX_PAGE_SIZE = 100

@@ -25,7 +25,7 @@ from urllib.parse import quote, quote_plus
 
 from sandbox.canvas_graphql import GraphQLEndpoint, graphql_throttle_key, install_graphql_route
 from sandbox.faults import draw
-from sandbox.httpserver import App, Request, Response, html_response, json_response, not_found
+from sandbox.httpapp import App, Request, Response, html_response, json_response, not_found
 from sandbox.university import AuditEvent, Course, Tab, University
 
 INVALID_TOKEN_BODY = {"errors": [{"message": "Invalid access token."}]}

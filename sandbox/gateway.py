@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.canvas_rest import CanvasRest
-from sandbox.httpserver import App, Request, Response, json_response
+from sandbox.httpapp import App, Request, Response, json_response
 
 TOKEN_PATH = "/aa/oauth2/token"
 

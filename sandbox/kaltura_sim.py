@@ -26,7 +26,8 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sandbox.httpserver import App, Request, Response, ServerOptions, SimServer
+from sandbox.httpapp import App, Request, Response
+from sandbox.httpserver import ServerOptions, SimServer
 from sandbox.media_data import (
     KALTURA_MAX_PAGE,
     MAX_MATCHES,

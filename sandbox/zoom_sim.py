@@ -27,7 +27,8 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from sandbox.canvas_rest import oauth_signature, ruby_to_i
-from sandbox.httpserver import App, Request, Response, ServerOptions, SimServer, html_response, json_response
+from sandbox.httpapp import App, Request, Response, html_response, json_response
+from sandbox.httpserver import ServerOptions, SimServer
 from sandbox.university import University
 from sandbox.zoom_data import ZoomData, meeting_json
 

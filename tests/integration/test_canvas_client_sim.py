@@ -20,7 +20,8 @@ from clients.canvas import CanvasClient, CanvasSettings
 from clients.http import RetryPolicy, Timeouts
 from sandbox.faults import FaultOptions
 from sandbox.generator import generate_university
-from sandbox.httpserver import App, CostModel, Request, Response, ServerOptions, SimServer, json_response
+from sandbox.httpapp import App, Request, Response, json_response
+from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.runner import Sandbox, SandboxOptions
 from sandbox.throttle import ThrottleOptions
 from sandbox.university import University

@@ -25,7 +25,8 @@ from online_meetings.canvas_zoom_meetings import main
 from sandbox.canvas_rest import CanvasOptions, CanvasRest, build_canvas_app
 from sandbox.faults import FaultOptions
 from sandbox.generator import generate_university
-from sandbox.httpserver import App, Request, Response, ServerOptions, SimServer
+from sandbox.httpapp import App, Request, Response
+from sandbox.httpserver import ServerOptions, SimServer
 from sandbox.throttle import ThrottleOptions
 from sandbox.university import University
 from sandbox.zoom_data import ExpectedZoom, ZoomData, expected_zoom_output

@@ -33,21 +33,7 @@ SEED = 11
 NOW = datetime(2020, 4, 14, 16, 45, tzinfo=UTC)
 MIDNIGHT = NOW.replace(hour=0, minute=0)
 SQL = queries.media_started_hourly(DEFAULT_UDP_PROJECT)
-
-
-@pytest.fixture(scope="module")
-def media() -> MediaData:
-    return media_data.generate_media(SEED)
-
-
-@pytest.fixture(scope="module")
-def clock() -> SimClock:
-    return SimClock(NOW)
-
-
-@pytest.fixture(autouse=True)
-def reset_clock(clock: SimClock) -> None:
-    clock.set(NOW)
+pytestmark = pytest.mark.usefixtures("reset_clock")   # the clock goes back to NOW before every test
 
 
 @pytest.fixture(scope="module")

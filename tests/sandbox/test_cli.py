@@ -18,7 +18,8 @@ import requests
 
 import environ
 from sandbox.__main__ import build_parser, main, sandbox_options
-from sandbox.httpserver import App, CostModel, Request, ServerOptions, SimServer, json_response
+from sandbox.httpapp import App, Request, json_response
+from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.runner import ENV_TEMPLATE, ROOT, Sandbox, SandboxOptions, default_term_ids, register_service
 from tests.sandbox.test_canvas_rest import tiny_university
 

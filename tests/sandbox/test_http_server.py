@@ -10,15 +10,8 @@ import pytest
 import requests
 
 from sandbox.faults import FaultOptions
-from sandbox.httpserver import (
-    App,
-    CostModel,
-    Request,
-    ServerOptions,
-    SimServer,
-    html_response,
-    json_response,
-)
+from sandbox.httpapp import App, Request, html_response, json_response
+from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.throttle import ThrottleOptions
 
 FREE = CostModel(overhead_ms=0, per_record_ms=0)

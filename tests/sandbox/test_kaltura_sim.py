@@ -29,21 +29,7 @@ SECRET = "sim-secret"
 ROOT = media_data.CATEGORY_ROOT
 FROM_DEFAULT = int(media_data.DEFAULT_LAST_TIMESTAMP.timestamp())
 NOW = media_data.DATA_UNTIL
-
-
-@pytest.fixture(scope="module")
-def media() -> MediaData:
-    return media_data.generate_media(SEED)
-
-
-@pytest.fixture(scope="module")
-def clock() -> SimClock:
-    return SimClock(NOW)
-
-
-@pytest.fixture(autouse=True)
-def reset_clock(clock: SimClock) -> None:
-    clock.set(NOW)
+pytestmark = pytest.mark.usefixtures("reset_clock")   # the clock goes back to NOW before every test
 
 
 @pytest.fixture(scope="module")
