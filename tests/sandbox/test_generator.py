@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.generator import AS_OF, SCALES, ScaleConfig, describe, generate_university, scale_config
+from sandbox.generator import describe, generate_university
+from sandbox.generator_base import AS_OF, SCALES, ScaleConfig, scale_config
 from sandbox.university import (
     COURSE_STATES,
     ENROLLMENT_STATES,
