@@ -16,13 +16,15 @@ Per request the server (1) sleeps the network latency (+ seeded jitter; not char
 to admit the request's key (the app's `throttle_key` hook, by default its Bearer token), (3) draws a fault,
 (4) runs the handler, (5) sleeps the rest of the server time `overhead_ms + per_record_ms * records` (the
 handler's own time counts towards it), which is also the request's cost charged to the throttle and
-reported as `X-Request-Cost` (seconds). `SimServer.stats` counts everything; `stats.snapshot()` returns a
-plain dict.
+reported as `X-Request-Cost` (seconds). Sleeps run to deadlines counted from the moment the request line
+arrived, and the throttle is moved at those modelled instants, not when a thread happens to wake.
+`SimServer.stats` counts everything; `stats.snapshot()` returns a plain dict.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import random
 import re
@@ -40,6 +42,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sandbox.faults import FaultKind, FaultOptions, FaultPlan
 from sandbox.httpapp import App, Headers, Request, Response, Route, html_response, json_response, not_found
+from sandbox.receive_time import StampedSocketReader
 from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
 
 logger = logging.getLogger(__name__)
@@ -85,7 +88,9 @@ class Counters:
             self._throttled = 0
             self._handler_errors = 0
             self._charged = 0.0
-            self._held = 0.0
+            self._late = 0.0
+            self._late_max = 0.0
+            self._late_10ms = 0
             self._records = 0
             self._in_flight = 0
             self._peak_in_flight = 0
@@ -116,10 +121,12 @@ class Counters:
         with self._lock:
             self._faults[kind.value] += 1
 
-    def served(self, cost: float, records: int, status: int | None, held: float) -> None:
+    def served(self, cost: float, records: int, status: int | None, late: float) -> None:
         with self._lock:
             self._charged += cost
-            self._held += held
+            self._late += late
+            self._late_max = max(self._late_max, late)
+            self._late_10ms += late >= 0.010
             self._records += records
             self._statuses["reset" if status is None else str(status)] += 1
 
@@ -135,9 +142,11 @@ class Counters:
                 "handler_errors": self._handler_errors,
                 "records": self._records,
                 "charged_cost_s": round(self._charged, 6),
-                # Seconds admitted requests held a throttle reservation; above the charged cost when this
-                # process is slower than the cost model (e.g. busy executing GraphQL).
-                "reservation_held_s": round(self._held, 6),
+                # How much later than the model responses left (this process busy elsewhere): the client
+                # sees it as network jitter; the throttle does not see it at all.
+                "late_s": round(self._late, 6),
+                "late_max_s": round(self._late_max, 6),
+                "late_10ms": self._late_10ms,
                 # The least wall time the throttle allows for this much work at this leak rate.
                 "throttle_bound_s": round(self._charged / self._leak, 6),
                 "in_flight": self._in_flight,
@@ -202,41 +211,50 @@ class SimServer:
         return f"http://{host}:{port}"
 
     # ---- request pipeline (called from handler threads) ----
-    def serve(self, request: Request) -> Response | None:
-        """Produce the response for a request, or None to drop the connection (a `reset` fault)."""
-        self._sleep(self._network_delay())
+    def serve(self, request: Request, received: float | None = None) -> Response | None:
+        """Produce the response for a request received at `received` (monotonic), or None for a `reset` fault.
+
+        The throttle is moved at the modelled instants: arrival = received + latency, completion = arrival +
+        server time. This process's own delays (threads woken late while another one executes a query) make
+        the response late, which `stats` counts, but never bunch arrivals or stretch reservations in the
+        bucket, as they would not on Canvas.
+        """
+        arrival = (time.monotonic() if received is None else received) + self._network_delay()
+        self._sleep_until(arrival)
         matched = self.app.match(request.method, request.path)
         route, params = matched if matched else (None, {})
         self.stats.request(route.name if route else "unmatched")
         key = self.app.throttle_key(request) if self.options.throttle.enabled else None
-        ticket = self.throttle.begin(key) if key is not None else None
+        ticket = self.throttle.begin(key, at=arrival) if key is not None else None
         if key is not None and ticket is None:
             self.stats.throttled()
             return self._refusal()
-        cost, response, admitted = 0.0, None, time.monotonic()
+        cost, response, fault = 0.0, None, None
         try:
-            cost, response = self._process(route, params, request)
+            fault, response = self._process(route, params, request)
+            cost = self.options.cost.seconds(response.records if response else 0)
         finally:                               # never leave a reservation behind, whatever happened
-            remaining = self.throttle.finish(ticket, cost) if ticket is not None else None
-        held = time.monotonic() - admitted if ticket is not None else 0.0
-        if remaining is not None and response is not None:
+            if ticket is not None:
+                self.throttle.complete(ticket, cost, at=arrival + cost)
+        completed = arrival + cost
+        self._sleep_until(completed)
+        late = max(time.monotonic() - completed, 0.0)
+        if ticket is not None and response is not None:
             response.headers["X-Request-Cost"] = f"{cost:.6f}"
-            response.headers["X-Rate-Limit-Remaining"] = f"{remaining:.3f}"
+            response.headers["X-Rate-Limit-Remaining"] = f"{self.throttle.remaining(ticket.key, at=completed):.3f}"
         self.stats.served(cost, response.records if response else 0, response.status if response else None,
-                          held)
+                          late)
+        if fault is FaultKind.SLOW:            # a stall on the way back: the client times out first
+            self._sleep(self.options.faults.slow_seconds)
         return response
 
     def _process(self, route: Route | None, params: dict[str, Any],
-                 request: Request) -> tuple[float, Response | None]:
-        """Fault draw, handler, server-time sleep; returns the charged cost and the response (None = reset)."""
+                 request: Request) -> tuple[FaultKind | None, Response | None]:
+        """Fault draw and handler; returns the fault applied (if any) and the response (None = reset)."""
         fault = None
         if route is not None and route.faultable:
             fault = self.faults.decide(_logical_key(request))
-        handling = time.monotonic()
         response = self._respond(route, params, request, fault)
-        # The simulator's own CPU (e.g. executing a GraphQL query) is part of the modelled server time, not
-        # extra to it: otherwise a busy simulator would hold throttle reservations longer than Canvas would.
-        handled = time.monotonic() - handling
         if fault is FaultKind.BAD_JSON:
             if response is not None and response.is_json:
                 response = _corrupt(response)
@@ -244,11 +262,7 @@ class SimServer:
                 fault = None                   # only JSON bodies can be corrupted this way
         if fault is not None:
             self.stats.fault(fault)
-        cost = self.options.cost.seconds(response.records if response else 0)
-        self._sleep(cost - handled)
-        if fault is FaultKind.SLOW:
-            self._sleep(self.options.faults.slow_seconds)
-        return cost, response
+        return fault, response
 
     def _respond(self, route: Route | None, params: dict[str, Any], request: Request,
                  fault: FaultKind | None) -> Response | None:
@@ -284,6 +298,10 @@ class SimServer:
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._stopping.wait(seconds)
+
+    def _sleep_until(self, instant: float) -> None:
+        # Deadlines, not durations: a late wake-up does not push back what follows.
+        self._sleep(instant - time.monotonic())
 
 
 def _logical_key(request: Request) -> str:
@@ -338,6 +356,20 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.sim.options.idle_timeout)
+        self.rfile.close()                     # read through a reader that keeps the kernel's receive times
+        self._reader = StampedSocketReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+        self._received = time.monotonic()
+
+    def handle_one_request(self) -> None:
+        self._reader.reset()
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        # The request line is in: it reached the server when its bytes did (or, if unknown, now).
+        stamped = self._reader.received()
+        self._received = time.monotonic() if stamped is None else stamped
+        return super().parse_request()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._dispatch()
@@ -362,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         sim.stats.enter()
         try:
-            response = sim.serve(request)
+            response = sim.serve(request, self._received)
             if response is None:
                 self._reset()
             else:

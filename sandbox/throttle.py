@@ -7,15 +7,18 @@ Arithmetic, per key:
   replaced by the request's real cost (seconds of server time), and the level is capped at `maximum`;
 - admitted responses report `X-Rate-Limit-Remaining = hwm - level` (after completion).
 
+Events may be dated (`at=`) with the instants the cost model gives rather than when a thread reports them.
 The class is pure apart from the injected clock, so tests can check the arithmetic exactly.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -42,61 +45,89 @@ class ThrottleOptions:
 
 @dataclass(frozen=True)
 class Ticket:
-    """An admitted request's reservation; hand it back to `LeakyBucketThrottle.finish`."""
+    """An admitted request's reservation; hand it back to `LeakyBucketThrottle.complete` or `finish`."""
 
     key: str
     reserved: float
 
 
+@dataclass
+class _Bucket:
+    level: float = 0.0
+    updated: float | None = None
+    # Completions dated ahead of the bucket's time: (at, sequence, reserved, cost), a heap by time.
+    completions: list[tuple[float, int, float, float]] = field(default_factory=list)
+
+
 class LeakyBucketThrottle:
-    """Thread-safe leaky buckets keyed by client identifier (e.g. the access token)."""
+    """Thread-safe leaky buckets keyed by client identifier (e.g. the access token).
+
+    Every event may carry the instant it happens in the model (`at`, on the clock's scale) instead of
+    the instant a thread gets round to reporting it: a busy simulator wakes its threads late, and a
+    bucket moved by wake-up times would see arrivals bunched and reservations held too long, which real
+    Canvas, not sharing a CPU with its clients, does not. A completion may be registered ahead of its
+    time (`complete`); it takes effect when the bucket reaches that instant.
+    """
 
     def __init__(self, options: ThrottleOptions, clock: Callable[[], float] = time.monotonic) -> None:
         self._options = options
         self._clock = clock
         self._lock = threading.Lock()
-        self._levels: dict[str, float] = {}
-        self._updated: dict[str, float] = {}
+        self._buckets: dict[str, _Bucket] = {}
+        self._sequence = itertools.count()
 
     @property
     def options(self) -> ThrottleOptions:
         return self._options
 
-    def begin(self, key: str) -> Ticket | None:
-        """Admit a request (reserving `up_front`) or return None when the bucket is at/over the hwm."""
+    def begin(self, key: str, at: float | None = None) -> Ticket | None:
+        """Admit a request arriving at `at` (reserving `up_front`), or None when the bucket is at/over the hwm."""
         with self._lock:
-            level = self._leak(key)
-            if level >= self._options.hwm:
+            bucket = self._settle(key, at)
+            if bucket.level >= self._options.hwm:
                 return None
-            self._levels[key] = min(level + self._options.up_front, self._options.maximum)
+            bucket.level = min(bucket.level + self._options.up_front, self._options.maximum)
             return Ticket(key, self._options.up_front)
 
-    def finish(self, ticket: Ticket, cost: float) -> float:
-        """Replace the reservation by the real cost; return X-Rate-Limit-Remaining (hwm - level)."""
+    def complete(self, ticket: Ticket, cost: float, at: float | None = None) -> None:
+        """Replace the reservation by the real cost at `at` (now by default; may lie ahead)."""
         with self._lock:
-            level = self._leak(ticket.key) - ticket.reserved + max(cost, 0.0)
-            level = min(max(level, 0.0), self._options.maximum)
-            self._levels[ticket.key] = level
-            return self._options.hwm - level
+            bucket = self._buckets.setdefault(ticket.key, _Bucket())
+            when = self._clock() if at is None else at
+            heapq.heappush(bucket.completions, (when, next(self._sequence), ticket.reserved, cost))
 
-    def level(self, key: str) -> float:
-        """The key's current level (after leaking up to now)."""
+    def finish(self, ticket: Ticket, cost: float, at: float | None = None) -> float:
+        """`complete` now (or at `at`) and return X-Rate-Limit-Remaining (hwm - level) as of then."""
+        self.complete(ticket, cost, at)
+        return self.remaining(ticket.key, at)
+
+    def level(self, key: str, at: float | None = None) -> float:
+        """The key's level as of `at` (now by default), after leaking and any completions due by then."""
         with self._lock:
-            return self._leak(key)
+            return self._settle(key, at).level
 
-    def remaining(self, key: str) -> float:
-        return self._options.hwm - self.level(key)
+    def remaining(self, key: str, at: float | None = None) -> float:
+        return self._options.hwm - self.level(key, at)
 
     def reset(self) -> None:
         with self._lock:
-            self._levels.clear()
-            self._updated.clear()
+            self._buckets.clear()
 
-    def _leak(self, key: str) -> float:
-        # Caller holds the lock. Leaking is applied lazily, whenever a key is touched.
-        now = self._clock()
-        previous = self._updated.get(key, now)
-        level = max(self._levels.get(key, 0.0) - self._options.leak * max(now - previous, 0.0), 0.0)
-        self._levels[key] = level
-        self._updated[key] = now
-        return level
+    def _settle(self, key: str, at: float | None) -> _Bucket:
+        # Caller holds the lock. Brings the bucket to `at`: completions due by then in time order, then the leak.
+        bucket = self._buckets.setdefault(key, _Bucket())
+        when = self._clock() if at is None else at
+        while bucket.completions and bucket.completions[0][0] <= when:
+            done_at, _, reserved, cost = heapq.heappop(bucket.completions)
+            self._leak(bucket, done_at)
+            bucket.level = min(max(bucket.level - reserved + max(cost, 0.0), 0.0), self._options.maximum)
+        self._leak(bucket, when)
+        return bucket
+
+    def _leak(self, bucket: _Bucket, when: float) -> None:
+        # Leaking is applied lazily. An event dated before the bucket's time (its thread reported late) is
+        # applied at the bucket's time: the bucket never runs backwards.
+        if bucket.updated is not None and when > bucket.updated:
+            bucket.level = max(bucket.level - self._options.leak * (when - bucket.updated), 0.0)
+        if bucket.updated is None or when > bucket.updated:
+            bucket.updated = when

@@ -153,10 +153,12 @@ def test_limiter_keeps_refusals_rare_on_an_empty_bucket():
             return sum(len(page) for page in client.paginate(f"courses/{course_id}/items", {"per_page": 10}))
 
         counts = [done.result() for done in client.map_concurrent(fetch, itertools.chain(COURSES, COURSES))]
-        refused = server.stats.snapshot()["throttled"]
+        snapshot = server.stats.snapshot()
     assert counts == [ITEMS_PER_COURSE] * 2 * len(COURSES)
-    # Paced on X-Rate-Limit-Remaining: refusals stay rare, and the limiter does use the room it has.
-    assert refused <= 2
+    # Paced on X-Rate-Limit-Remaining: refusals stay rare, and the limiter does use the room it has. Unpaced,
+    # 16 in flight would keep ~15 requests inside a server that admits 12 and be refused all along; paced, a
+    # stall of this process (client and server share its interpreter) costs a burst of 3-4 of ~240.
+    assert snapshot["throttled"] <= 0.03 * snapshot["requests"]
     assert client.canvas_limiter.peak_in_flight >= 6
 
 

@@ -71,3 +71,27 @@ def test_options_validate_status():
         ThrottleOptions(status=500)
     assert ThrottleOptions(status=429).refusal_body().startswith(b"429 ")
     assert ThrottleOptions(status=403).refusal_body() == b"403 Forbidden (Rate Limit Exceeded)\n"
+
+
+def test_events_dated_in_the_model_apply_in_time_order_whatever_order_they_are_reported(clock):
+    bucket = LeakyBucketThrottle(OPTIONS, clock)
+    first = bucket.begin("tok", at=1000.0)
+    bucket.complete(first, 0.5, at=1000.2)                 # registered ahead of its instant
+    assert bucket.level("tok", at=1000.1) == pytest.approx(50.0 - 1.0)      # still reserved, leaking
+    second = bucket.begin("tok", at=1000.1)                 # arrives before the first completes
+    assert bucket.level("tok", at=1000.1) == pytest.approx(99.0)
+    # At 1000.2 the first reservation is replaced by its cost: 99 - 10 x 0.1 - 50 + 0.5.
+    assert bucket.remaining("tok", at=1000.2) == pytest.approx(OPTIONS.hwm - 48.5)
+    # A report dated before the bucket's time (a thread woke late) applies now; the bucket never runs backwards.
+    bucket.complete(second, 0.25, at=1000.15)
+    assert bucket.level("tok", at=1000.3) == pytest.approx(max(48.5 - 50.0 + 0.25, 0.0))
+
+
+def test_a_request_arriving_after_a_modelled_completion_is_admitted_even_if_reported_late(clock):
+    options = ThrottleOptions(enabled=True, hwm=100.0, leak=1.0, up_front=150.0, maximum=200.0)
+    bucket = LeakyBucketThrottle(options, clock)
+    first = bucket.begin("tok", at=1000.0)
+    bucket.complete(first, 0.01, at=1000.01)
+    assert bucket.begin("tok", at=1000.005) is None           # while the first is inside the server
+    clock.now = 1000.3                                          # the simulator got round to it late
+    assert bucket.begin("tok", at=1000.02) is not None          # arrived after the modelled completion
