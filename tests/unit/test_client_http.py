@@ -297,6 +297,22 @@ def test_first_answer_without_headroom_starts_from_initial():
     assert busy.rate == pytest.approx(4 / 0.1, rel=0.05) and unknown.rate == pytest.approx(4 / 0.1, rel=0.3)
 
 
+def test_the_refused_share_steers_the_headroom_margin():
+    def run(refuse_every: int | None, answers: int = 4000) -> ThrottleController:
+        controller = ThrottleController(32)
+        for n in range(1, answers + 1):
+            refused = refuse_every is not None and n % refuse_every == 0
+            answered(controller, n / 100, 0.0 if refused else 300.0, throttled=refused)
+        return controller
+
+    assert run(None).headroom_sigmas == pytest.approx(1.5)       # never refused: down to the lower bound
+    assert run(50).headroom_sigmas == pytest.approx(4.0)         # 2 % refused: up to the upper bound
+    assert run(200).headroom_sigmas == pytest.approx(2.5, rel=0.05)   # 0.5 %, the target: the margin holds
+    fixed = ThrottleController(32, refusal_target=None)
+    answered(fixed, 1.0, 0.0, throttled=True)
+    assert fixed.headroom_sigmas == 2.5
+
+
 def test_controller_climbs_on_an_idle_bucket_and_settles_on_the_setpoint():
     controller = ThrottleController(32, initial=4)
     run_answers(controller, 590.0, 1.0)          # an idle bucket: grows fast (1.25x per round trip answered)
