@@ -81,6 +81,9 @@ def report(result: dict, args: argparse.Namespace) -> str:
         f"  retries                   {result['retries']:8d}",
         *server_lines(result.get("server")),
         f"  peak Canvas in flight     {result['peak_canvas_in_flight']:8d}",
+        f"  job CPU (API phase)       {result['api_cpu_s']:8.1f} s   "
+        f"({result['api_cpu_s'] / result['api_wall_s']:.2f} of a core, "
+        f"{1000 * result['api_cpu_s'] / max(result['total_requests'], 1):.1f} ms per request)",
         f"  job GC pauses (API phase) {result['gc_pauses']['count']:8d}   "
         f"total {result['gc_pauses']['total_s']:.2f} s, longest {1000 * result['gc_pauses']['longest_s']:.0f} ms; "
         f"{result['gc_pauses']['full_passes']} full passes, {result['gc_pauses']['full_s']:.2f} s",
