@@ -83,13 +83,39 @@ class HttpSession(Protocol):
     def close(self) -> None: ...
 
 
+class EnvironmentCachingSession(requests.Session):
+    """A Session that reads the proxy and CA-bundle environment once per host, not on every request.
+
+    requests re-reads them for each call (walking os.environ for proxies and NO_PROXY): ~0.3 ms on a slow core,
+    8 % of the inventory job's CPU, which delays every other thread waiting for the GIL. They do not change while
+    a job runs. Explicit per-request proxies take requests' own path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        if proxies or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert, self.trust_env, self.stream, self.verify, self.cert,
+               tuple(sorted(self.proxies.items())))
+        settings = self._environment.get(key)
+        if settings is None:    # two threads may both compute it: same answer, no lock needed
+            settings = super().merge_environment_settings(url, {}, stream, verify, cert)
+            self._environment[key] = settings
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 def build_session(pool_size: int, *, keep_cookies: bool = False) -> requests.Session:
     """One Session shared by all threads; urllib3's pool is thread-safe and sized for the concurrency ceiling.
 
     Token-authenticated APIs are stateless, so cookies are refused unless asked for (an LTI launch needs them):
     a shared jar would otherwise mix session cookies of unrelated requests.
     """
-    session = requests.Session()
+    session = EnvironmentCachingSession()
     if not keep_cookies:
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(pool_size, 10), max_retries=0)

@@ -128,6 +128,36 @@ def test_retry_after_seconds_and_http_date():
     assert error.retry_after == 12.0
 
 
+def test_session_reads_the_proxy_environment_once_per_host(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.campus.example:3128")
+    monkeypatch.setenv("NO_PROXY", "udw.campus.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/campus.pem")
+    looked_up: list[str] = []
+    real = requests.sessions.get_environ_proxies
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies",
+                        lambda url, no_proxy=None: looked_up.append(url) or real(url, no_proxy=no_proxy))
+    session = build_session(4)
+    canvas = [session.merge_environment_settings(f"https://canvas.campus.example/api/v1/courses/{n}", {}, None,
+                                                 None, None) for n in range(3)]
+    bypassed = session.merge_environment_settings("https://udw.campus.example/x", {}, None, None, None)
+    explicit = session.merge_environment_settings("https://canvas.campus.example/y", {"https": "http://other:1"},
+                                                  None, None, None)
+    # The environment was read once per host (and for the explicit proxies, requests' own path)...
+    assert looked_up == ["https://canvas.campus.example/api/v1/courses/0", "https://udw.campus.example/x",
+                         "https://canvas.campus.example/y"]
+    # ...and the answers are requests' own (proxy, NO_PROXY, CA bundle).
+    plain = requests.Session()
+    assert canvas == [plain.merge_environment_settings("https://canvas.campus.example/a", {}, None, None, None)] * 3
+    assert canvas[0]["proxies"]["https"] == "http://proxy.campus.example:3128"
+    assert canvas[0]["verify"] == "/etc/ssl/campus.pem"
+    assert bypassed == plain.merge_environment_settings("https://udw.campus.example/x", {}, None, None, None)
+    assert "https" not in bypassed["proxies"]
+    assert explicit["proxies"]["https"] == "http://other:1"
+    canvas[0]["proxies"]["https"] = "changed by a caller"           # callers get their own copy
+    again = session.merge_environment_settings("https://canvas.campus.example/z", {}, None, None, None)
+    assert again["proxies"]["https"] == "http://proxy.campus.example:3128"
+
+
 def test_api_session_refuses_cookies_unless_asked():
     message = HTTPMessage()
     message["Set-Cookie"] = "canvas_session=abc; Path=/"
