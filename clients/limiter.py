@@ -28,12 +28,13 @@ class ThrottleController:
     The margin of the setpoint (`headroom_sigmas`, from 2.5) is itself steered so that refusals make up
     `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin tuned on one machine was too
     cautious on a quieter workload and too bold on a noisier one. Measured (bench/, 50 ms, on 2 busy cores):
-    `medium` 0.88-0.93 of the leak and `large` 0.91-0.94, with 0.3-0.46 % refused (a fixed 2.5 gave 0.82-0.88
-    and 0.85 with 0.1-0.2 %); fixed 2.0 or 1.75 used 0.87-0.92 at `medium` but refused 1.1-2 % of the slow,
-    expensive requests in tests/unit/test_client_http.py's simulation. Tried and dropped: gating each start on
-    the number of requests expected inside the server: from X-Request-Cost per kind, +0.04 in the noiseless
-    simulation but within the run-to-run noise (+-0.04) of the bench; from the round trip per kind, nothing
-    (the network part of the round trip hides the mix).
+    `medium` 0.88-0.93 of the leak and `large` 0.91-0.94, with 0.3-0.46 % refused. An A/B before the HTTP
+    session got lighter: steered 0.84-0.90 / 0.86-0.88, fixed 2.5 0.82-0.88 / 0.85 at 0.1-0.2 % refused;
+    fixed 2.0 or 1.75 used 0.87-0.92 at `medium` but refused 1.1-2 % of the slow, expensive requests in
+    tests/unit/test_client_http.py's simulation. Tried and dropped: gating each start on the number of
+    requests expected inside the server: from X-Request-Cost per kind, +0.04 in the noiseless simulation but
+    within the run-to-run noise (+-0.04) of the bench; from the round trip per kind, nothing (the network
+    part of the round trip hides the mix).
     """
 
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
