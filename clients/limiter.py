@@ -244,11 +244,6 @@ class AdaptiveLimiter:
             return self._core.remaining
 
     @property
-    def headroom_sigmas(self) -> float:
-        """The current margin of the setpoint, in estimated standard deviations of the remaining."""
-        return self._sigmas
-
-    @property
     def target(self) -> float:
         """The setpoint the smoothed remaining is steered to."""
         with self._lock:

@@ -129,7 +129,7 @@ class SimServer:
         return f"http://{host}:{port}"
 
     # ---- request pipeline (called from handler threads) ----
-    def serve(self, request: Request, received: float | None = None) -> Response | None:
+    def serve(self, request: Request, received: float) -> Response | None:
         """Produce the response for a request received at `received` (monotonic), or None for a `reset` fault.
 
         The throttle is moved at the modelled instants: arrival = received + latency, completion = arrival +
@@ -137,7 +137,7 @@ class SimServer:
         the response late, which `stats` counts, but never bunch arrivals or stretch reservations in the
         bucket, as they would not on Canvas.
         """
-        arrival = (time.monotonic() if received is None else received) + self._network_delay()
+        arrival = received + self._network_delay()
         self._sleep_until(arrival)
         matched = self.app.match(request.method, request.path)
         route, params = matched if matched else (None, {})
@@ -277,7 +277,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.close()                     # read through a reader that keeps the kernel's receive times
         self._reader = StampedSocketReader(self.connection)
         self.rfile = io.BufferedReader(self._reader)
-        self._received = time.monotonic()
 
     def handle_one_request(self) -> None:
         self._reader.reset()
