@@ -74,9 +74,12 @@ class ConfigError(EtlError):
 class SourceError(EtlError):
     """An external source (HTTP API, warehouse) failed."""
 
-    def __init__(self, message: str, *, source: str = "", status: int | None = None, url: str = "") -> None:
+    def __init__(self, message: str, *, source: str = "", status: int | None = None, url: str = "",
+                 credentials_rejected: bool = False) -> None:
         super().__init__(message)
         self.source, self.status, self.url = source, status, url
+        # A 401 with a WWW-Authenticate challenge: the credentials themselves were refused (not a permission).
+        self.credentials_rejected = credentials_rejected
 
 
 class RetriableSourceError(SourceError):

@@ -1,13 +1,13 @@
-"""The one Canvas client every job shares: gateway OAuth + REST, token REST, GraphQL, concurrency.
+"""The one Canvas client every job shares: gateway OAuth + REST, token REST, GraphQL.
 
     with CanvasClient(CanvasSettings.from_env(env)) as canvas:
         term = canvas.gateway_get(f"accounts/{account}/terms/{term_id}")
         for page in canvas.gateway_paginate(f"accounts/{account}/courses", {"enrollment_term_id": term_id}): ...
         for page in canvas.paginate(f"audit/course/courses/{course_id}", kind="audit"): ...
-        for nodes in canvas.graphql_pages(QUERY, {"courseID": "101"}, connection=("course", "enrollmentsConnection")):
-        for done in canvas.map_concurrent(fetch_usage, course_ids, collect=(FatalSourceError,)): ...
+        result = canvas.graphql(QUERY, {"id0": "101"})          # GraphQLResult(data, errors)
 
 Gateway and Canvas token each get one `AdaptiveLimiter`, shared by every thread and phase using this client.
+Each token goes to its own host only: the gateway token to API_BASE_URL, the Canvas token to CANVAS_URL.
 """
 
 from __future__ import annotations
@@ -16,29 +16,18 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from clients.http import (
-    AdaptiveLimiter,
-    ClientStats,
-    Completed,
-    HttpClient,
-    HttpSession,
-    RetryPolicy,
-    Timeouts,
-    build_session,
-    map_concurrent,
-    same_origin,
-    sanitize_url,
-)
+from clients.http import HttpClient, HttpSession, Timeouts, build_session, same_origin, sanitize_url
+from clients.limiter import AdaptiveLimiter
+from clients.retry import RetryPolicy
+from clients.stats import ClientStats
 from vocab import ConfigError, FatalSourceError, SourceFormatError
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 CANVAS = "canvas"
 GATEWAY = "canvas-gateway"
@@ -59,6 +48,7 @@ class CanvasSettings:
     api_client_id: str = field(default="", repr=False)
     api_client_secret: str = field(default="", repr=False)
     max_attempts: int = 3
+    retry_budget_s: float = 300.0
     num_workers: int = 8
     timeouts: Timeouts = field(default_factory=Timeouts)
 
@@ -84,6 +74,13 @@ class CanvasSettings:
                 return default
             return value
 
+        def seconds(key: str, default: float) -> float:
+            value = env.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                problems.append(f"{key}: number of seconds >= 0 expected")
+                return default
+            return float(value)
+
         def ids(key: str) -> tuple[int, ...]:
             values = canvas.get(key, [])
             if not isinstance(values, list | tuple) or any(
@@ -104,6 +101,7 @@ class CanvasSettings:
             api_client_id=text("API_CLIENT_ID"),
             api_client_secret=text("API_CLIENT_SECRET"),
             max_attempts=integer(env, "MAX_REQ_ATTEMPTS", 3),
+            retry_budget_s=seconds("RETRY_BUDGET_SECONDS", 300.0),
             num_workers=integer(env, "NUM_ASYNC_WORKERS", 8),
             timeouts=timeouts or Timeouts(),
         )
@@ -167,10 +165,11 @@ class CanvasClient:
         self.stats = ClientStats()
         # A refusal already slows every request of the token down (the limiter cuts its rate), so the refused
         # request itself only steps back briefly instead of sitting out a second, possibly as the run's last.
-        policy = policy or RetryPolicy(max_attempts=settings.max_attempts, throttle_initial=0.25)
+        policy = policy or RetryPolicy(max_attempts=settings.max_attempts, budget_seconds=settings.retry_budget_s,
+                                       throttle_initial=0.25)
         self._session = session if session is not None else build_session(2 * settings.num_workers + 2)
         common: dict[str, Any] = dict(policy=policy, timeouts=settings.timeouts, session=self._session,
-                                      stats=self.stats, sleep=sleep, rng=rng)
+                                      stats=self.stats, sleep=sleep, clock=clock, rng=rng)
         self._canvas = HttpClient(CANVAS, **common)
         self._gateway = HttpClient(GATEWAY, **common)
         self._auth = GatewayAuth(self._gateway, settings, clock=clock)
@@ -193,16 +192,34 @@ class CanvasClient:
 
     def gateway_paginate(self, path: str, params: Mapping[str, Any] | None = None, *,
                          kind: str = "gateway") -> Iterator[Any]:
-        """Each page's JSON, following `Link: rel="next"` on the gateway."""
-        base = self.settings.api_base_url
-        return self._paginate(self._gateway_url(path), params, base,
-                              lambda url, query: self._gateway_call(url, query, kind))
+        """Each page's JSON, following `Link: rel="next"`, always asked of the gateway.
+
+        Canvas builds its links on its own host under /api/v1/ (lib/api.rb); a gateway in front of it may pass
+        them on unchanged or rewrite them onto itself. Either way the next page is fetched from the gateway, with
+        the gateway's headers: the gateway token never goes to the Canvas host.
+        """
+        url = self._gateway_url(path)
+        return self._paginate(url, params, lambda link: self._gateway_page_url(link, url),
+                              lambda next_url, query: self._gateway_call(next_url, query, kind))
 
     def _gateway_url(self, path: str) -> str:
         if not self.settings.gateway_configured:
             raise ConfigError("gateway call needs CANVAS.API_BASE_URL, API_SCOPE_PREFIX, API_CLIENT_ID and "
                               "API_CLIENT_SECRET")
         return f"{self.settings.api_base_url}/{self.settings.api_scope_prefix}/{path.lstrip('/')}"
+
+    def _gateway_page_url(self, link: str, first: str) -> str:
+        """The gateway URL of a next-page link: as given when already on the gateway, else its path after
+        /api/v1/ and its query under the scope prefix. It must be a page of the collection first asked for."""
+        if same_origin(link, self.settings.api_base_url):
+            return _same_collection(link, first)
+        parts = urlsplit(link)
+        api, found, rest = parts.path.partition("/api/v1/")
+        if not found:
+            raise SourceFormatError(f"next page link {sanitize_url(link)} is neither on the gateway nor a Canvas "
+                                    "API URL", source=GATEWAY, url=sanitize_url(link))
+        gateway = urlsplit(self._gateway_url(rest))
+        return _same_collection(urlunsplit((gateway.scheme, gateway.netloc, gateway.path, parts.query, "")), first)
 
     def _gateway_call(self, url: str, params: Mapping[str, Any] | None, kind: str) -> tuple[Any, Any]:
         for renewed in (False, True):
@@ -238,8 +255,9 @@ class CanvasClient:
     def paginate(self, path_or_url: str, params: Mapping[str, Any] | None = None, *,
                  kind: str = "rest") -> Iterator[Any]:
         """Each page's JSON (a list, or a compound document such as the audit log), following rel="next"."""
-        return self._paginate(self._canvas_url(path_or_url), params, self.settings.canvas_url,
-                              lambda url, query: self._canvas_get(url, query, kind))
+        url = self._canvas_url(path_or_url)
+        return self._paginate(url, params, lambda link: _same_collection(self._canvas_url(link), url),
+                              lambda next_url, query: self._canvas_get(next_url, query, kind))
 
     def _canvas_url(self, path_or_url: str) -> str:
         if "://" not in path_or_url:
@@ -257,7 +275,8 @@ class CanvasClient:
         return self._canvas.request_json("GET", url, kind=kind, limiter=self.canvas_limiter,
                                          headers=self._canvas_headers(), params=params)
 
-    def _paginate(self, url: str, params: Mapping[str, Any] | None, origin: str,
+    @staticmethod
+    def _paginate(url: str, params: Mapping[str, Any] | None, next_page_url: Callable[[str], str],
                   fetch: Callable[[str, Mapping[str, Any] | None], tuple[Any, Any]]) -> Iterator[Any]:
         query: Mapping[str, Any] | None = {"per_page": PER_PAGE, **(params or {})}
         seen: set[str] = set()
@@ -266,64 +285,49 @@ class CanvasClient:
             body, response = fetch(next_url, query)
             seen.add(response.url or next_url)
             yield body
-            next_url = response.links.get("next", {}).get("url")
+            link = response.links.get("next", {}).get("url")
             query = None   # Canvas's next link already carries every parameter
-            if next_url is None:
+            if link is None:
                 return
+            next_url = next_page_url(link)
             if next_url in seen:
                 raise SourceFormatError(f"pagination loop at {sanitize_url(next_url)}", url=sanitize_url(next_url))
-            if not same_origin(next_url, origin):
-                raise SourceFormatError(f"next page link leaves {sanitize_url(origin)}: {sanitize_url(next_url)}",
-                                        url=sanitize_url(next_url))
 
     # ---- GraphQL ----
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None, *,
-                operation_name: str | None = None) -> dict[str, Any]:
-        """The `data` of a GraphQL response; errors without data raise, errors beside data are logged."""
+                operation_name: str | None = None) -> GraphQLResult:
+        """The `data` and `errors` of a GraphQL response; errors without data raise FatalSourceError."""
         body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
         if operation_name:
             body["operationName"] = operation_name
         payload, _ = self._canvas.request_json("POST", f"{self.settings.canvas_url}/api/graphql", kind="graphql",
                                                limiter=self.canvas_limiter, headers=self._canvas_headers(),
                                                json=body)
-        return graphql_data(payload)
-
-    def graphql_pages(self, query: str, variables: Mapping[str, Any], *, connection: Sequence[str],
-                      cursor_variable: str = "cursor") -> Iterator[list[Any]]:
-        """The `nodes` of each page of the connection at `connection` (a path in `data`), following endCursor.
-
-        The query must select `nodes` and `pageInfo { endCursor hasNextPage }` and take `$<cursor_variable>` as
-        the `after:` argument. A null object on the path (e.g. an unknown course) yields nothing.
-        """
-        current = {cursor_variable: None, **variables}
-        seen: set[str] = set()
-        while True:
-            page = connection_page(self.graphql(query, current), connection)
-            if page is None:
-                logger.warning("GraphQL %s is null for variables %s", ".".join(connection), sorted(variables))
-                return
-            nodes, cursor = page
-            yield nodes
-            if cursor is None:
-                return
-            if cursor in seen:
-                raise SourceFormatError(f"GraphQL cursor loop in {'.'.join(connection)}", source=CANVAS)
-            seen.add(cursor)
-            current[cursor_variable] = cursor
-
-    # ---- concurrency ----
-    def map_concurrent(self, fn: Callable[[T], R], items: Iterable[T], *, collect: tuple[type[BaseException], ...] = (),
-                       name: str = "canvas") -> Iterator[Completed[T, R]]:
-        """`clients.http.map_concurrent` with NUM_ASYNC_WORKERS threads; the limiters gate the real requests."""
-        return map_concurrent(fn, items, workers=self.settings.num_workers, collect=collect, name=name)
+        return graphql_result(payload)
 
 
-def graphql_data(payload: Any) -> dict[str, Any]:
-    """Check a GraphQL response body: FatalSourceError when `errors` came without data, warning when beside it."""
+def _same_collection(next_url: str, first_url: str) -> str:
+    """`next_url`, once it is shown to be a page of the collection `first_url` asked for (same path)."""
+    if urlsplit(next_url).path.rstrip("/") != urlsplit(first_url).path.rstrip("/"):
+        raise SourceFormatError(f"next page link {sanitize_url(next_url)} is not a page of "
+                                f"{sanitize_url(first_url)}", url=sanitize_url(next_url))
+    return next_url
+
+
+@dataclass(frozen=True)
+class GraphQLResult:
+    data: Mapping[str, Any]
+    errors: tuple[str, ...] = ()          # messages (each cut to 200 characters); data may be partial then
+
+
+def graphql_result(payload: Any) -> GraphQLResult:
+    """Check a GraphQL response body: FatalSourceError when `errors` came without data."""
     if not isinstance(payload, dict):
         raise SourceFormatError("GraphQL response is not a JSON object", source=CANVAS)
     errors, data = payload.get("errors") or [], payload.get("data")
-    messages = [str(e.get("message", e))[:200] if isinstance(e, dict) else str(e)[:200] for e in errors]
+    if not isinstance(errors, list):
+        errors = [errors]
+    messages = tuple(str(e.get("message", e))[:200] if isinstance(e, dict) else str(e)[:200] for e in errors)
     if data is None:
         if messages:
             raise FatalSourceError(f"GraphQL query failed: {messages[0]}", source=CANVAS,
@@ -331,9 +335,7 @@ def graphql_data(payload: Any) -> dict[str, Any]:
         raise SourceFormatError("GraphQL response has neither data nor errors", source=CANVAS)
     if not isinstance(data, dict):
         raise SourceFormatError("GraphQL data is not an object", source=CANVAS)
-    if messages:
-        logger.warning("GraphQL returned partial data with %d error(s), first: %s", len(messages), messages[0])
-    return data
+    return GraphQLResult(data, messages)
 
 
 def connection_page(data: Mapping[str, Any], path: Sequence[str]) -> tuple[list[Any], str | None] | None:

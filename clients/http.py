@@ -1,11 +1,13 @@
-"""The retrying, throttle-aware HTTP layer every service client is built on.
+"""The HTTP layer every service client is built on: one logical request, retried, gated, counted.
 
-- `HttpClient.request/request_json`: one logical request; transient failures (connection errors, timeouts, 5xx,
-  invalid JSON) are retried up to `RetryPolicy.max_attempts`, throttled refusals on their own, larger budget.
+- `HttpClient.request/request_json`: transient failures (connection errors, timeouts, 5xx, invalid JSON) and
+  throttled refusals are retried under the request's `clients.retry.RetryPolicy` (a time budget).
 - `check_response`: the one mapping from an HTTP status to vocab's exceptions.
 - requests pass through an optional `clients.limiter.AdaptiveLimiter`, which paces them per token.
-- `ClientStats`: thread-safe counters shared by a client's requests.
-- `map_concurrent`: runs a function over items on a thread pool, yielding results as they complete.
+- redirects are never followed on their own: a credentialed request must not carry its token, form or body to
+  another host (requests would re-send a POST body on a 307). A caller that knows the real service redirects
+  within its own origin (a browser-like LTI launch) asks for `same_origin_redirects`.
+- counters go to a shared `clients.stats.ClientStats`.
 
 Nothing here logs headers, bodies or query strings: URLs go through `sanitize_url` first.
 """
@@ -15,31 +17,26 @@ from __future__ import annotations
 import logging
 import math
 import random
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.cookiejar import DefaultCookiePolicy
-from types import MappingProxyType
-from typing import Any, Generic, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying
+from tenacity import Retrying
 
 from clients.limiter import AdaptiveLimiter, Slot
+from clients.retry import RetryBudget, RetryPolicy
+from clients.stats import ClientStats
 from vocab import FatalSourceError, RetriableSourceError, SourceError
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 RATE_LIMIT_BODY = b"rate limit exceeded"
 REMAINING_HEADER = "X-Rate-Limit-Remaining"
@@ -47,23 +44,6 @@ COST_HEADER = "X-Request-Cost"
 # Transport failures worth another attempt; SSL errors subclass ConnectionError but retrying cannot fix them.
 _TRANSIENT_TRANSPORT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                         requests.exceptions.ContentDecodingError)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry. Throttling has its own budget: a busy Canvas is not a failure."""
-
-    max_attempts: int = 3            # attempts for transient failures (MAX_REQ_ATTEMPTS)
-    max_throttled: int = 60          # throttled refusals tolerated per request
-    backoff_initial: float = 0.5     # seconds; doubled per failure, full jitter in [50%, 100%]
-    backoff_max: float = 30.0
-    throttle_initial: float = 1.0    # pause after a refusal without Retry-After; doubled per refusal
-    throttle_max: float = 20.0
-    retry_after_max: float = 300.0   # never trust a Retry-After longer than this
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.max_throttled < 0:
-            raise ValueError("max_attempts must be >= 1 and max_throttled >= 0")
 
 
 @dataclass(frozen=True)
@@ -182,7 +162,19 @@ def check_response(response: requests.Response, *, source: str, method: str) -> 
             f"{source} {method} {url}: HTTP {status} ({reason})", source=source, status=status, url=url,
             retry_after=parse_retry_after(response.headers.get("Retry-After")), throttled=throttled,
         )
-    raise FatalSourceError(f"{source} {method} {url}: HTTP {status}", source=source, status=status, url=url)
+    challenged = status == 401 and "WWW-Authenticate" in response.headers
+    raise FatalSourceError(f"{source} {method} {url}: HTTP {status}", source=source, status=status, url=url,
+                           credentials_rejected=challenged)
+
+
+def redirect_error(response: requests.Response, target: str, *, source: str, method: str) -> SourceError:
+    """A redirect the client will not follow: names both hosts, never a query string."""
+    url = sanitize_url(response.url or "")
+    where = urlsplit(target).netloc.rpartition("@")[2] or "(no Location)"
+    why = ("a request carrying credentials never follows a redirect to another host"
+           if not same_origin(target, url) else "this service is not expected to redirect here")
+    return FatalSourceError(f"{source} {method} {url}: HTTP {response.status_code} redirect to {where} not followed "
+                            f"({why})", source=source, status=response.status_code, url=url)
 
 
 def decode_json(response: requests.Response, *, source: str, method: str) -> Any:
@@ -197,127 +189,29 @@ def decode_json(response: requests.Response, *, source: str, method: str) -> Any
                                    status=response.status_code, url=url) from exc
 
 
-@dataclass(frozen=True)
-class StatsSnapshot:
-    requests: Mapping[str, int]      # attempts sent, per endpoint kind
-    retries: int                     # attempts repeated after a transient failure
-    throttled: int                   # refusals by the rate limiter
-    errors: int                      # logical requests that failed (incl. a gateway 401 fixed by renewal)
-    cost: float                      # sum of X-Request-Cost
-    bytes: int                       # response body bytes
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.requests.values())
-
-
-class ClientStats:
-    """Counters shared by every thread of a client."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
-        self._retries = self._throttled = self._errors = self._bytes = 0
-        self._cost = 0.0
-
-    def record_attempt(self, kind: str, *, nbytes: int = 0, cost: float | None = None, throttled: bool = False) -> None:
-        with self._lock:
-            self._requests[kind] += 1
-            self._bytes += nbytes
-            self._cost += cost or 0.0
-            self._throttled += int(throttled)
-
-    def record_retry(self) -> None:
-        with self._lock:
-            self._retries += 1
-
-    def record_error(self) -> None:
-        with self._lock:
-            self._errors += 1
-
-    @property
-    def throttled(self) -> int:
-        with self._lock:
-            return self._throttled
-
-    def snapshot(self) -> StatsSnapshot:
-        with self._lock:
-            return StatsSnapshot(MappingProxyType(dict(self._requests)), self._retries, self._throttled,
-                                 self._errors, self._cost, self._bytes)
-
-
-class _Budget:
-    """Per-call retry bookkeeping for tenacity: transient failures and throttled refusals counted apart."""
-
-    def __init__(self, policy: RetryPolicy, stats: ClientStats, rng: random.Random) -> None:
-        self.policy, self.stats, self.rng = policy, stats, rng
-        self.failures = self.refusals = 0
-
-    @staticmethod
-    def _error(state: RetryCallState) -> BaseException | None:
-        return state.outcome.exception() if state.outcome is not None else None
-
-    def retry(self, state: RetryCallState) -> bool:
-        exc = self._error(state)
-        if not isinstance(exc, RetriableSourceError):
-            return False
-        if exc.throttled:
-            self.refusals += 1
-        else:
-            self.failures += 1
-        return True
-
-    def stop(self, state: RetryCallState) -> bool:
-        exc = self._error(state)
-        spent = self.refusals > self.policy.max_throttled or self.failures >= self.policy.max_attempts
-        if spent:
-            logger.warning("giving up after %d failed attempts and %d throttled refusals: %s",
-                           self.failures, self.refusals, exc)
-        elif not (isinstance(exc, RetriableSourceError) and exc.throttled):
-            self.stats.record_retry()
-        return spent
-
-    def wait(self, state: RetryCallState) -> float:
-        exc = self._error(state)
-        p = self.policy
-        if isinstance(exc, RetriableSourceError) and exc.retry_after is not None:
-            return min(exc.retry_after, p.retry_after_max) + self.rng.uniform(0.0, 0.1)
-        if isinstance(exc, RetriableSourceError) and exc.throttled:
-            base = min(p.throttle_max, p.throttle_initial * 2 ** (self.refusals - 1))
-        else:
-            base = min(p.backoff_max, p.backoff_initial * 2 ** (self.failures - 1))
-        return base * self.rng.uniform(0.5, 1.0)
-
-    def before_sleep(self, state: RetryCallState) -> None:
-        exc = self._error(state)
-        if isinstance(exc, RetriableSourceError) and exc.throttled:
-            logger.debug("%s; pausing %.2fs", exc, state.upcoming_sleep)
-        else:
-            logger.warning("%s; attempt %d of %d failed, retrying in %.2fs", exc, self.failures,
-                           self.policy.max_attempts, state.upcoming_sleep)
-
-
 class HttpClient:
     """Sends requests for one source with retries, throttle handling, optional limiter and stats."""
 
     def __init__(self, source: str, *, policy: RetryPolicy | None = None, timeouts: Timeouts | None = None,
                  session: HttpSession | None = None, pool_size: int = 10, stats: ClientStats | None = None,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
         self.source = source
         self.policy = policy or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
         self.stats = stats or ClientStats()
         self._session = session if session is not None else build_session(pool_size)
-        self._sleep, self._rng = sleep, rng or random.Random()
+        self._sleep, self._clock, self._rng = sleep, clock, rng or random.Random()
 
     def close(self) -> None:
         self._session.close()
 
     def request(self, method: str, url: str, *, kind: str, limiter: AdaptiveLimiter | None = None,
                 headers: Mapping[str, str] | None = None, params: Any = None, data: Any = None,
-                json: Any = None) -> requests.Response:
-        """A successful (status < 400) response, after retries; raises SourceError subclasses otherwise."""
-        return self._call(method, url, kind, limiter, dict(headers or {}), params, data, json, parse=None)
+                json: Any = None, same_origin_redirects: int = 0) -> requests.Response:
+        """A successful (status < 300) response, after retries; raises SourceError subclasses otherwise."""
+        return self._call(method, url, kind, limiter, dict(headers or {}), params, data, json, None,
+                          same_origin_redirects)
 
     def request_json(self, method: str, url: str, *, kind: str, limiter: AdaptiveLimiter | None = None,
                      headers: Mapping[str, str] | None = None, params: Any = None, data: Any = None,
@@ -325,17 +219,19 @@ class HttpClient:
         """(decoded JSON body, response); invalid JSON counts as a transient failure."""
         all_headers = {"Accept": "application/json", **(headers or {})}
         return self._call(method, url, kind, limiter, all_headers, params, data, json,
-                          parse=lambda r: decode_json(r, source=self.source, method=method))
+                          lambda r: decode_json(r, source=self.source, method=method), 0)
 
     def _call(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, headers: dict[str, str],
-              params: Any, data: Any, json: Any, parse: Callable[[requests.Response], Any] | None) -> Any:
+              params: Any, data: Any, json: Any, parse: Callable[[requests.Response], Any] | None,
+              redirects: int) -> Any:
         logger.debug("%s %s", method, sanitize_url(url))
-        budget = _Budget(self.policy, self.stats, self._rng)
+        budget = RetryBudget(self.policy, self._clock, self._rng, on_retry=self._count_retry)
         retrying = Retrying(retry=budget.retry, stop=budget.stop, wait=budget.wait, sleep=self._sleep,
                             before_sleep=budget.before_sleep, reraise=True)
 
         def attempt() -> Any:
-            response = self._send(method, url, kind, limiter, headers=headers, params=params, data=data, json=json)
+            response = self._send(method, url, kind, limiter, redirects, headers=headers, params=params, data=data,
+                                  json=json)
             return response if parse is None else (parse(response), response)
 
         try:
@@ -344,12 +240,34 @@ class HttpClient:
             self.stats.record_error()
             raise
 
-    def _send(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None,
+    def _count_retry(self, exc: RetriableSourceError) -> None:
+        if not exc.throttled:
+            self.stats.record_retry()
+
+    def _send(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, redirects: int,
               **kwargs: Any) -> requests.Response:
+        response = self._send_once(method, url, kind, limiter, **kwargs)
+        while 300 <= response.status_code < 400:
+            target = urljoin(response.url or url, response.headers.get("Location", ""))
+            if redirects <= 0 or not same_origin(target, url):
+                raise redirect_error(response, target, source=self.source, method=method)
+            redirects -= 1
+            # 301/302/303 turn into a GET without the body, as browsers do; 307/308 repeat the request.
+            if response.status_code in (301, 302, 303):
+                method, kwargs = "GET", {**kwargs, "data": None, "json": None, "params": None}
+            else:
+                kwargs = {**kwargs, "params": None}
+            url = target
+            response = self._send_once(method, url, kind, limiter, **kwargs)
+        return response
+
+    def _send_once(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None,
+                   **kwargs: Any) -> requests.Response:
         gate: AbstractContextManager[Slot | None] = limiter.slot() if limiter is not None else nullcontext()
         with gate as slot:
             try:
-                response = self._session.request(method, url, timeout=self.timeouts.as_tuple(), **kwargs)
+                response = self._session.request(method, url, timeout=self.timeouts.as_tuple(),
+                                                 allow_redirects=False, **kwargs)
             except requests.RequestException as exc:
                 self.stats.record_attempt(kind)
                 raise self._transport_error(method, url, exc) from exc
@@ -368,59 +286,3 @@ class HttpClient:
         if isinstance(exc, _TRANSIENT_TRANSPORT) and not isinstance(exc, requests.exceptions.SSLError):
             return RetriableSourceError(message, source=self.source, url=safe_url)
         return FatalSourceError(message, source=self.source, url=safe_url)
-
-
-@dataclass(frozen=True, slots=True)
-class Completed(Generic[T, R]):
-    """One finished item of `map_concurrent`: its value, or the error it raised (when collected)."""
-
-    item: T
-    value: R | None = None
-    error: BaseException | None = None
-
-    def result(self) -> R:
-        if self.error is not None:
-            raise self.error
-        return self.value  # type: ignore[return-value]
-
-
-def map_concurrent(fn: Callable[[T], R], items: Iterable[T], *, workers: int,
-                   collect: tuple[type[BaseException], ...] = (), window: int | None = None,
-                   name: str = "http") -> Iterator[Completed[T, R]]:
-    """Run `fn` over `items` on `workers` threads, yielding each `Completed` as soon as it finishes.
-
-    Errors that are instances of `collect` are yielded as `Completed(item, error=exc)` so the caller can skip or
-    count them; any other error propagates from the iterator and cancels the items not yet started. Items are
-    pulled lazily, at most `window` (default 2 × workers) ahead of the consumer. Requests inside `fn` are still
-    gated by the client's limiter, so the pool size is only the ceiling.
-    """
-    if workers < 1:
-        raise ValueError("workers must be >= 1")
-    source = iter(items)
-    window = window or 2 * workers
-    pending: dict[Future[R], T] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
-
-        def fill() -> None:
-            for item in source:
-                pending[pool.submit(fn, item)] = item
-                if len(pending) >= window:
-                    return
-
-        try:
-            fill()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    item = pending.pop(future)
-                    error = future.exception()
-                    if error is None:
-                        yield Completed(item, future.result())
-                    elif isinstance(error, collect):
-                        yield Completed(item, error=error)
-                    else:
-                        raise error
-                fill()
-        finally:
-            for future in pending:
-                future.cancel()

@@ -31,7 +31,7 @@ from KalturaClient.Plugins.Core import (
     KalturaSessionType,
 )
 
-from clients.http import RetryPolicy
+from clients.retry import RetryPolicy
 from vocab import FatalSourceError, RetriableSourceError, SourceError, SourceFormatError
 
 logger = logging.getLogger(__name__)

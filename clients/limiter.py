@@ -25,36 +25,42 @@ class ThrottleController:
     reported remaining; the concurrency cap is derived from them. `AdaptiveLimiter` explains the reasoning.
     Not thread-safe; the limiter calls it under its lock, simulations call it directly.
 
+    Nothing about the bucket is assumed: Canvas's high-water mark, leak and up-front cost can differ per token.
+    The up-front cost (what a request in flight holds) is learned from the headers: a refusal proves it is at
+    least the remaining the request was refused at (canvas-lms request_throttle.rb reserves it before the check),
+    and until a refusal says more it is taken as `prior_share` of the largest remaining seen: an eighth, a little
+    above Canvas's default ratio (50 of 600), because a job that starts on a bucket another job is filling sees
+    less than the high-water mark (on the simulated bucket of tests/unit/test_client_http.py a twelfth refused
+    ~2 % there, a sixth left ~5 % of the leak unused). A fixed `up_front_cost` may be given instead.
+
     The margin of the setpoint (`headroom_sigmas`, from 2.5) is itself steered so that refusals make up
-    `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin tuned on one machine was too
-    cautious on a quieter workload and too bold on a noisier one. Measured (bench/, 50 ms, on 2 busy cores):
-    `medium` 0.88-0.93 of the leak and `large` 0.91-0.94, with 0.3-0.46 % refused. An A/B before the HTTP
-    session got lighter: steered 0.84-0.90 / 0.86-0.88, fixed 2.5 0.82-0.88 / 0.85 at 0.1-0.2 % refused;
-    fixed 2.0 or 1.75 used 0.87-0.92 at `medium` but refused 1.1-2 % of the slow, expensive requests in
-    tests/unit/test_client_http.py's simulation. Tried and dropped: gating each start on the number of
-    requests expected inside the server: from X-Request-Cost per kind, +0.04 in the noiseless simulation but
-    within the run-to-run noise (+-0.04) of the bench; from the round trip per kind, nothing (the network
-    part of the round trip hides the mix).
+    `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin was too cautious on quiet
+    workloads and too bold on noisy ones (README, "Benchmarks", has the figures).
     """
 
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
     CONGESTION_CUT = 0.3            # ...and while it is not, or when the server reports no headroom at all
     CATCH_UP = 1.0                  # starts a late pacer may make up at once (keeps the average rate)
 
-    def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float = 50.0, min_reserves: float = 2.0,
+    def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float | None = None,
+                 prior_share: float = 1 / 8, min_reserves: float = 2.0,
                  headroom_sigmas: float = 2.5, gain: float = 0.1, max_step: float = 0.25,
                  smoothing_rtts: float = 2.0, spread_rtts: float = 8.0, window_slack: float = 2.0,
                  refusal_target: float | None = 0.005, sigma_bounds: tuple[float, float] = (1.5, 4.0),
                  sigma_gain: float = 0.05) -> None:
-        if ceiling < 1 or up_front_cost <= 0 or min_reserves < 1 or headroom_sigmas < 0 or gain <= 0 \
+        if ceiling < 1 or (up_front_cost is not None and up_front_cost <= 0) or not 0 < prior_share < 1 \
+                or min_reserves < 1 or headroom_sigmas < 0 or gain <= 0 \
                 or not 0 < max_step < 1 or not 0 <= sigma_bounds[0] <= sigma_bounds[1] \
                 or (refusal_target is not None and not 0 < refusal_target < 1):
-            raise ValueError("need ceiling >= 1, up_front_cost > 0, min_reserves >= 1, headroom_sigmas >= 0, "
+            raise ValueError("need ceiling >= 1, up_front_cost > 0, 0 < prior_share < 1, min_reserves >= 1, "
+                             "headroom_sigmas >= 0, "
                              "gain > 0, 0 < max_step < 1, 0 <= low <= high sigma bounds and 0 < refusal_target < 1")
         self.ceiling = ceiling
         self._initial = max(1, min(ceiling, initial))
-        self._up_front = up_front_cost
-        self._min_target, self._sigmas = min_reserves * up_front_cost, headroom_sigmas
+        self._fixed_up_front, self._prior_share = up_front_cost, prior_share
+        self._learned_up_front = 0.0         # the largest remaining a request was refused at
+        self._max_remaining = 0.0            # the largest remaining ever reported (about the high-water mark)
+        self._min_reserves, self._sigmas = min_reserves, headroom_sigmas
         self._gain, self._max_step = gain, max_step
         self._smoothing, self._spread_rtts, self._slack = smoothing_rtts, spread_rtts, window_slack
         self._spread = 0.0                   # mean absolute deviation of the remaining from its smoothed value
@@ -94,6 +100,9 @@ class ThrottleController:
 
     def observe(self, ticket: int, rtt: float, now: float, *, remaining: float | None, throttled: bool) -> None:
         """Account for the answer to the request started with `ticket`, `rtt` seconds after it started."""
+        if remaining is None and not throttled and self.remaining is not None:
+            return                   # a load balancer's error page, not Canvas: it says nothing about the bucket
+        self._learn_bucket(remaining, throttled)
         if not throttled:            # refusals come back early: they would bias the round trip
             self.srtt = rtt if self.srtt is None else self.srtt + (max(rtt, 0.0) - self.srtt) / 8
         if self.srtt is None:
@@ -102,7 +111,7 @@ class ThrottleController:
             # Start with as many requests per round trip as the reported headroom holds reservations (on an
             # idle bucket ~10): climbing there from `initial` would leave most of the first second unused.
             # (Only a served answer gets here: refusals never set the round trip this needs.)
-            fits = 0.0 if remaining is None else (remaining - self._min_target) / self._up_front
+            fits = 0.0 if remaining is None else (remaining - self._min_target) / self.up_front
             self.rate = max(float(self._initial), fits) / max(self.srtt, 1e-3)
         if remaining is not None:
             self._smooth(remaining, now)
@@ -135,11 +144,29 @@ class ThrottleController:
         """The wanted relative change of the rate per round trip (log scale), from the smoothed remaining."""
         if self.remaining is None:                  # no throttle headers (another service): grow while needed
             return self._max_step
-        if self.remaining < self._up_front:         # danger zone: not even one reservation of headroom
+        if self.remaining < self.up_front:          # danger zone: not even one reservation of headroom
             return -self._max_step
         target = self.target
         error = (self.remaining - target) / target
         return max(-self._max_step, min(self._max_step, self._gain * error))
+
+    @property
+    def up_front(self) -> float:
+        """The up-front cost a request in flight holds in the bucket, as far as the headers have told."""
+        if self._fixed_up_front is not None:
+            return self._fixed_up_front
+        return max(self._learned_up_front, self._prior_share * self._max_remaining, 1.0)
+
+    @property
+    def _min_target(self) -> float:
+        return self._min_reserves * self.up_front
+
+    def _learn_bucket(self, remaining: float | None, throttled: bool) -> None:
+        if remaining is None:
+            return
+        self._max_remaining = max(self._max_remaining, remaining)
+        if throttled:
+            self._learned_up_front = max(self._learned_up_front, remaining)
 
     @property
     def headroom_sigmas(self) -> float:
@@ -176,19 +203,21 @@ class ThrottleController:
 class AdaptiveLimiter:
     """Paces and bounds the requests of one token so they use Canvas's throttle budget without being refused.
 
-    Canvas's throttle (protocol-notes C.4) is a leaky bucket per token: it leaks 10 units a second, refuses a
-    request that *arrives* while the level is at the high-water mark (600), reserves `up_front_cost` (50)
-    while a request is inside the server, then charges the real cost (CPU + DB seconds) instead. The level
-    thus moves in two ways: fast, by 50 per request entering or leaving the server, and slowly, drifting at
-    (cost rate - leak). Only the drift decides the sustainable rate: while the level stays below the mark the
-    leak is fully used exactly when the cost rate equals the leak, however many requests that takes (the
-    old limit of remaining / 50 requests in flight counted the ones still on the network as reserving,
-    which wasted half of the budget). The client sees the `X-Rate-Limit-Remaining` (mark - level) of each
-    answer, as it was when the answer left the server (requests sent since are not in it), and refusals.
+    Canvas's throttle (canvas-lms app/middleware/request_throttle.rb) is a leaky bucket per token: it leaks
+    `outflow` units a second (10 by default), reserves an up-front cost (50) for a request as it arrives and
+    refuses it when the level, reservation included, reaches the high-water mark (600), then replaces the
+    reservation by the real cost (CPU + DB seconds). All three may differ per token; the limiter learns what it
+    needs from the headers (`ThrottleController`). The level thus moves in two ways: fast, by the up-front cost
+    per request entering or leaving the server, and slowly, drifting at (cost rate - leak). Only the drift decides
+    the sustainable rate: while the level stays below the mark the leak is fully used exactly when the cost rate
+    equals the leak, however many requests that takes (the old limit of remaining / 50 requests in flight counted
+    the ones still on the network as reserving, which wasted half of the budget). The client sees the `X-Rate-
+    Limit-Remaining` (mark - level) of each answer, as it was when the answer left the server (requests sent since
+    are not in it), and refusals.
 
     So the limiter controls a *start rate* and steers it on the reported remaining:
     - Starts are paced evenly at the rate. A window of requests released together arrives together, and
-      each extra request inside the server holds 50 units; even spacing keeps the number inside close to
+      each extra request inside the server holds the up-front cost; even spacing keeps the number inside close to
       rate x server time, so the level fluctuates far less at the same throughput.
     - The remaining is smoothed over ~2 round trips (one answer is stale and noisy) and steered towards a
       setpoint: a margin of its own fluctuation (mean absolute deviation x 1.25, over ~8 round trips; the
@@ -207,12 +236,13 @@ class AdaptiveLimiter:
       (NUM_ASYNC_WORKERS), so a stalled server cannot collect a pile of requests.
     Every phase of a job shares the token's limiter; other jobs on the same token show up in the remaining
     and the rate yields to them. Without remaining headers (other services) it grows to the ceiling and
-    cuts on refusals only. It starts with `initial` (4) requests until the first answer, as the bucket may
+    cuts on refusals only; once a server has reported them, an answer without them (a load balancer's error
+    page during an outage) is ignored. It starts with `initial` (4) requests until the first answer, as the bucket may
     already be busy. `ThrottleController` holds the arithmetic, free of threads and clocks.
     """
 
     def __init__(self, ceiling: int, *, name: str = "limiter", initial: int | None = None,
-                 up_front_cost: float = 50.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self._core = ThrottleController(ceiling, initial=4 if initial is None else initial,
                                         up_front_cost=up_front_cost)

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from clients.http import ClientStats
+from clients.stats import ClientStats
 
 
 class Progress:

@@ -1,14 +1,15 @@
-"""Zoom LTI Pro, reached as a browser reaches it from a Canvas course's Zoom tab (protocol-notes §D).
+"""Zoom LTI Pro, reached as a browser reaches it from a Canvas course's Zoom tab.
 
     zoom = ZoomLtiClient(ZoomSettings.from_env(env))
-    with zoom.launch(lambda: fresh_launch_url_from_canvas()) as launch:   # GET page, POST form, read values
-        meetings = launch.previous_meetings()                              # every history page
+    history = zoom.previous_meetings(lambda: fresh_launch_url_from_canvas())   # launch, then every history page
 
-Each launch gets its own `requests.Session` (Zoom ties the scid and XSRF token to that session's cookie). The
-launch is not idempotent (Canvas's verifier and the signed nonce are single-use), so a transient failure while
-launching starts the whole chain again with a new launch URL instead of re-sending the same request; history
-pages are plain GETs and retry like any other call. Neither URLs' query strings nor the scid/XSRF token are
-ever logged or put into exception messages.
+Each launch gets its own `requests.Session` (Zoom ties the scid and XSRF token to that session's cookie). A launch
+is not idempotent: Canvas's verifier is single-use (canvas-lms external_tools_controller.rb,
+`fetch_and_delete_launch`) and the signed form carries a single-use nonce. So the page GET and the history GETs
+retry like any other request, but the form POST is never re-sent: when it fails transiently, or when a step
+answers that the launch is spent (the launch page 404/401, Zoom 401 for a used nonce or an expired session), the
+whole chain starts again from a fresh launch URL — under the same time budget as every other retry. Neither URLs'
+query strings nor the scid/XSRF token are ever logged or put into exception messages.
 """
 
 from __future__ import annotations
@@ -21,19 +22,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import requests
+from tenacity import Retrying
 
-from clients.http import (
-    AdaptiveLimiter,
-    ClientStats,
-    HttpClient,
-    RetryPolicy,
-    Timeouts,
-    build_session,
-    same_origin,
-    sanitize_url,
-)
-from online_meetings.parse import HistoryPage, LaunchValues, history_page, launch_form, launch_values
-from vocab import ConfigError, RetriableSourceError, SourceFormatError
+from clients.http import HttpClient, Timeouts, build_session, same_origin, sanitize_url
+from clients.limiter import AdaptiveLimiter
+from clients.retry import RetryBudget, RetryPolicy
+from clients.stats import ClientStats
+from clients.zoom_pages import HistoryPage, LaunchValues, NoLaunch, history_page, launch_form, launch_values
+from vocab import ConfigError, FatalSourceError, RetriableSourceError, SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +37,14 @@ ZOOM = "zoom"
 DEFAULT_BASE_URL = "https://applications.zoom.us"
 HISTORY_PATH = "api/v1/lti/rich/meeting/history/COURSE/all"
 MAX_HISTORY_PAGES = 1_000                 # a course with more is a paging bug, not data
+SPENT_STATUSES = frozenset({401, 404})    # a launch (verifier, nonce, session) that can no longer be used
 
 
 @dataclass(frozen=True)
 class ZoomSettings:
     base_url: str = DEFAULT_BASE_URL
     max_attempts: int = 3
+    retry_budget_s: float = 300.0
     num_workers: int = 8
     storage_timezone: str = "America/Montreal"   # what Zoom's own page sends
     client_timezone: str = "America/Detroit"     # the zone Zoom renders startTime in
@@ -59,11 +57,20 @@ class ZoomSettings:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError("invalid Zoom configuration", details=["ZOOM.BASE_URL: http(s) URL expected"])
         attempts, workers = env.get("MAX_REQ_ATTEMPTS", 3), env.get("NUM_ASYNC_WORKERS", 8)
-        for key, value in (("MAX_REQ_ATTEMPTS", attempts), ("NUM_ASYNC_WORKERS", workers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError("invalid configuration", details=[f"{key}: integer >= 1 expected"])
-        settings = cls(base_url=base_url.rstrip("/"), max_attempts=attempts, num_workers=workers)
+        budget = env.get("RETRY_BUDGET_SECONDS", 300)
+        for key, value, low in (("MAX_REQ_ATTEMPTS", attempts, 1), ("NUM_ASYNC_WORKERS", workers, 1),
+                                ("RETRY_BUDGET_SECONDS", budget, 0)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+                raise ConfigError("invalid configuration", details=[f"{key}: number >= {low} expected"])
+        settings = cls(base_url=base_url.rstrip("/"), max_attempts=int(attempts), retry_budget_s=float(budget),
+                       num_workers=int(workers))
         return replace(settings, timeouts=timeouts) if timeouts is not None else settings
+
+
+@dataclass(frozen=True)
+class MeetingHistory:
+    meetings: list[dict[str, Any]]
+    announced_total: int                  # what Zoom's first page said; checked, never trusted for paging
 
 
 class ZoomLaunch:
@@ -83,16 +90,24 @@ class ZoomLaunch:
         self._http.close()
 
     def history_pages(self) -> Iterator[HistoryPage]:
-        """Page 1, then pages 2..ceil(total / pageSize) as page 1 announced them."""
-        first = self._page(1)
-        yield first
-        if first.pages > MAX_HISTORY_PAGES:
-            raise SourceFormatError(f"Zoom announces {first.pages} history pages", source=ZOOM)
-        for number in range(2, first.pages + 1):
-            yield self._page(number)
+        """Pages 1, 2, ... until one comes back empty or shorter than its page size (at most MAX_HISTORY_PAGES).
 
-    def previous_meetings(self) -> list[dict[str, Any]]:
-        return [meeting for page in self.history_pages() for meeting in page.meetings]
+        Zoom's `total` is not trusted for paging: a page may hold more items than the total announces.
+        """
+        for number in range(1, MAX_HISTORY_PAGES + 1):
+            page = self._page(number)
+            yield page
+            if len(page.meetings) < page.page_size:
+                return
+        raise FatalSourceError(f"Zoom meeting history goes on past {MAX_HISTORY_PAGES} pages", source=ZOOM)
+
+    def previous_meetings(self) -> MeetingHistory:
+        meetings: list[dict[str, Any]] = []
+        total = None
+        for page in self.history_pages():
+            total = page.total if total is None else total
+            meetings.extend(page.meetings)
+        return MeetingHistory(meetings, total or 0)
 
     def _page(self, number: int) -> HistoryPage:
         s = self._settings
@@ -104,18 +119,23 @@ class ZoomLaunch:
         return history_page(body)
 
 
+class _LaunchSpent(RetriableSourceError):
+    """A step said this launch can no longer be used; a fresh one may succeed."""
+
+
 class ZoomLtiClient:
     """Thread-safe: launches share only the settings, stats and the concurrency limiter."""
 
     def __init__(self, settings: ZoomSettings, *, policy: RetryPolicy | None = None,
                  session_factory: Callable[[], requests.Session] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
         self.settings = settings
         self.stats = ClientStats()
-        self.policy = policy or RetryPolicy(max_attempts=settings.max_attempts)
+        self.policy = policy or RetryPolicy(max_attempts=settings.max_attempts, budget_seconds=settings.retry_budget_s)
         self.limiter = AdaptiveLimiter(settings.num_workers, name="zoom")
         self._session_factory = session_factory or (lambda: build_session(4, keep_cookies=True))
-        self._sleep, self._rng = sleep, rng or random.Random()
+        self._sleep, self._clock, self._rng = sleep, clock, rng or random.Random()
 
     def close(self) -> None:
         """Nothing pooled between launches; here for symmetry with the other clients."""
@@ -126,50 +146,56 @@ class ZoomLtiClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def launch(self, new_launch_url: Callable[[], str]) -> ZoomLaunch:
-        """Launch from a fresh Canvas launch URL; relaunch (new URL) after a transient failure.
+    def previous_meetings(self, new_launch_url: Callable[[], str]) -> MeetingHistory:
+        """Launch from a fresh Canvas launch URL and read every history page; relaunch after a transient failure.
 
-        `new_launch_url` asks Canvas for a sessionless launch (its own retries apply). SourceFormatError (no
-        form, no values) and fatal statuses are not retried: the same page would come back.
+        `new_launch_url` asks Canvas for a sessionless launch (its own retries apply). NoLaunch (no form, no
+        values) is not retried: the same page would come back. A spent launch is relaunched at most
+        `max_attempts` times (a misconfigured consumer key would otherwise be retried for the whole budget).
         """
-        failures = 0
-        while True:
-            url = new_launch_url()
-            try:
-                return self._launch_once(url)
-            except RetriableSourceError as exc:
-                failures += 1
-                if failures >= self.policy.max_attempts:
-                    raise
-                self.stats.record_retry()
-                wait = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (failures - 1))
-                wait *= self._rng.uniform(0.5, 1.0)
-                logger.warning("%s; launch attempt %d of %d failed, relaunching in %.2fs", exc, failures,
-                               self.policy.max_attempts, wait)
-                self._sleep(wait)
+        spent, started = 0, self._clock()
 
-    def _launch_once(self, url: str) -> ZoomLaunch:
+        def attempt() -> MeetingHistory:
+            nonlocal spent
+            # The requests inside share what is left of this launch's budget, so retries never nest.
+            left = max(0.0, self.policy.budget_seconds - (self._clock() - started))
+            url = new_launch_url()           # Canvas's own errors are not a spent launch
+            try:
+                with self._launch(url, replace(self.policy, budget_seconds=left)) as launch:
+                    return launch.previous_meetings()
+            except FatalSourceError as exc:
+                if exc.status not in SPENT_STATUSES or spent + 1 >= self.policy.max_attempts:
+                    raise
+                spent += 1
+                raise _LaunchSpent(f"{exc}; launching again", source=ZOOM, status=exc.status, url=exc.url) from exc
+
+        budget = RetryBudget(self.policy, self._clock, self._rng, on_retry=lambda exc: self.stats.record_retry())
+        retrying = Retrying(retry=budget.retry, stop=budget.stop, wait=budget.wait, sleep=self._sleep,
+                            before_sleep=budget.before_sleep, reraise=True)
+        return retrying(attempt)
+
+    def _launch(self, url: str, policy: RetryPolicy) -> ZoomLaunch:
         session = self._session_factory()
-        # Inside one launch nothing is re-sent: a retry would replay a used verifier or nonce.
-        once = HttpClient(ZOOM, policy=replace(self.policy, max_attempts=1), timeouts=self.settings.timeouts,
-                          session=session, stats=self.stats, sleep=self._sleep, rng=self._rng)
+        common: dict[str, Any] = dict(timeouts=self.settings.timeouts, session=session, stats=self.stats,
+                                      sleep=self._sleep, clock=self._clock, rng=self._rng)
+        http = HttpClient(ZOOM, policy=policy, **common)
+        once = HttpClient(ZOOM, policy=replace(policy, max_attempts=1, budget_seconds=0), **common)
         try:
-            page = once.request("GET", url, kind="lti launch page")
+            page = http.request("GET", url, kind="lti launch page")
             form = launch_form(page.text, page.url or url)
             if form is None or form.method != "POST":
-                raise SourceFormatError(f"no LTI launch form on {sanitize_url(url)}", source=ZOOM,
-                                        url=sanitize_url(url))
+                raise NoLaunch(f"no LTI launch form on {sanitize_url(url)}", source=ZOOM, url=sanitize_url(url))
             if not same_origin(form.action, self.settings.base_url):
-                raise SourceFormatError(f"launch form posts to {sanitize_url(form.action)}, not to the configured "
-                                        f"ZOOM.BASE_URL {sanitize_url(self.settings.base_url)}", source=ZOOM)
-            answer = once.request("POST", form.action, kind="lti launch", limiter=self.limiter, data=form.fields)
+                raise SourceError(f"launch form posts to {sanitize_url(form.action)}, not to the configured "
+                                  f"ZOOM.BASE_URL {sanitize_url(self.settings.base_url)}", source=ZOOM)
+            # Never re-sent (single-use nonce); Zoom may redirect within its own site, as a browser would follow.
+            answer = once.request("POST", form.action, kind="lti launch", limiter=self.limiter, data=form.fields,
+                                  same_origin_redirects=3)
             values = launch_values(answer.text)
             if values is None:
-                raise SourceFormatError(f"Zoom page from {sanitize_url(form.action)} has no scid/XSRF token",
-                                        source=ZOOM, url=sanitize_url(form.action))
+                raise NoLaunch(f"Zoom page from {sanitize_url(form.action)} has no scid/XSRF token",
+                               source=ZOOM, url=sanitize_url(form.action))
         except BaseException:
             session.close()
             raise
-        http = HttpClient(ZOOM, policy=self.policy, timeouts=self.settings.timeouts, session=session,
-                          stats=self.stats, sleep=self._sleep, rng=self._rng)
         return ZoomLaunch(http, self.settings, values, self.limiter)

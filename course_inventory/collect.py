@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -21,13 +22,17 @@ from clients.progress import Progress
 from clients.tasks import TaskGroup
 from course_inventory import canvas_fetch
 from course_inventory.gql_queries import COURSES_PER_REQUEST
+from course_inventory.rosters import CoursePages
 from course_inventory.transform import (
     EnrollmentRecord,
     activity_rows,
     canvas_int,
+    distinct_days,
     enrollment_records,
     keep_courses_with_students,
+    listing_conflict,
 )
+from vocab import SourceFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +84,8 @@ class RawInventory:
     enrollments: list[EnrollmentRecord] = field(default_factory=list)
     section_names: dict[int, str] = field(default_factory=dict)   # sections seen in enrollments
     phases: PhaseClock = field(default_factory=PhaseClock)
+    repeats: Counter[str] = field(default_factory=Counter)       # rows seen more than once, by what they are
+    reread_courses: int = 0                                      # rosters read again after a page shift
 
 
 class _Collector:
@@ -87,6 +94,7 @@ class _Collector:
         self.raw = RawInventory()
         self._lock = threading.Lock()
         self._accounts_seen: set[int] = set()
+        self._courses_seen: dict[int, dict[str, Any]] = {}
 
     def term(self, term_id: int) -> None:
         with self.raw.phases.track("terms"):
@@ -102,12 +110,30 @@ class _Collector:
             if page is None:
                 return
             self.tasks.check()
-            kept, dropped = keep_courses_with_students(page)
+            kept, dropped = keep_courses_with_students(self._first_listings(page))
             with self._lock:
                 self.raw.courses.extend(kept)
                 self.raw.dropped_courses += dropped
             self.progress["courses"].advance(len(kept))
             self._schedule(kept)
+
+    def _first_listings(self, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The page's courses not listed before; a course listed again must say the same, or the listing is wrong."""
+        fresh = []
+        with self._lock:
+            for course in page:
+                course_id = canvas_int(course.get("id"), "course id")
+                seen = self._courses_seen.get(course_id)
+                if seen is None:
+                    self._courses_seen[course_id] = course
+                    fresh.append(course)
+                    continue
+                conflict = listing_conflict(seen, course)
+                if conflict is not None:
+                    raise SourceFormatError(f"the course listing's pages disagree about course {course_id} "
+                                            f"({conflict})", source="canvas")
+                self.raw.repeats["course listing"] += 1
+        return fresh
 
     def _schedule(self, courses: Sequence[dict[str, Any]]) -> None:
         """Queue the page's requests: per batch of courses, its GraphQL enrollments and then its REST calls.
@@ -120,7 +146,7 @@ class _Collector:
         by_size = sorted(zip(courses, ids, strict=True), key=lambda pair: -_size_hint(pair[0]))
         for start in range(0, len(by_size), COURSES_PER_REQUEST):
             batch = by_size[start:start + COURSES_PER_REQUEST]
-            self.tasks.submit(self.enrollments, [(course_id, None) for _, course_id in batch])
+            self.tasks.submit(self.enrollments, [course_id for _, course_id in batch])
             for course, course_id in batch:
                 if course.get("workflow_state") == "available":
                     self.tasks.submit(self.published_at, course_id)
@@ -141,9 +167,11 @@ class _Collector:
 
     def activity(self, course_id: int) -> None:
         with self.raw.phases.track("activity"):
-            rows = activity_rows(course_id, canvas_fetch.fetch_activity(self.canvas, course_id))
+            rows, repeated = distinct_days(activity_rows(course_id, canvas_fetch.fetch_activity(self.canvas,
+                                                                                               course_id)))
         with self._lock:
             self.raw.usage_rows.extend(rows)
+            self.raw.repeats["activity day"] += repeated
         self.progress["activity"].advance()
 
     def account(self, account_id: int) -> None:
@@ -152,29 +180,45 @@ class _Collector:
         with self._lock:
             self.raw.accounts.append(account)
 
-    def enrollments(self, pages: list[tuple[int, str | None]]) -> None:
+    def enrollments(self, course_ids: list[int]) -> None:
         """Enrollment pages of a batch of courses, one request per page of the batch, until all are complete.
 
         Follow-up pages stay on this thread instead of going back to the queue, where a course with 25 pages
-        would wait behind every audit and activity request queued meanwhile and end the run on its own.
+        would wait behind every audit and activity request queued meanwhile and end the run on its own. A course
+        whose pages shifted while it was read is read again (`course_inventory.rosters`).
         """
+        rosters = {course_id: CoursePages(course_id) for course_id in course_ids}
+        pages: list[tuple[int, str | None]] = [(course_id, None) for course_id in course_ids]
         while pages:
             self.tasks.check()
             with self.raw.phases.track("enrollments", items=len(pages)):
                 results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
-            pages, finished = [], 0
+            pages, finished = [], []
             for course_id, nodes, cursor in results:
                 section_names: dict[int, str] = {}
-                records = enrollment_records(course_id, nodes, section_names)
-                with self._lock:
-                    self.raw.enrollments.extend(records)
-                    for section_id, name in section_names.items():
-                        self.raw.section_names.setdefault(section_id, name)
-                if cursor is None:
-                    finished += 1
+                roster = rosters[course_id]
+                done, next_cursor = roster.add_page(enrollment_records(course_id, nodes, section_names), cursor)
+                self._add_sections(section_names)
+                if done:
+                    finished.append(roster)
                 else:
-                    pages.append((course_id, cursor))
-            self.progress["enrollments"].advance(finished)
+                    pages.append((course_id, next_cursor))
+            for roster in finished:
+                self._add_roster(roster)
+            self.progress["enrollments"].advance(len(finished))
+
+    def _add_sections(self, section_names: dict[int, str]) -> None:
+        with self._lock:
+            for section_id, name in section_names.items():
+                known = self.raw.section_names.setdefault(section_id, name)
+                if known != name:
+                    self.raw.repeats["section with two names"] += 1
+
+    def _add_roster(self, roster: CoursePages) -> None:
+        with self._lock:
+            self.raw.enrollments.extend(roster.records())
+            self.raw.repeats["enrollment"] += roster.repeated
+            self.raw.reread_courses += roster.passes > 1
 
 
 def _size_hint(course: dict[str, Any]) -> int:
@@ -201,4 +245,8 @@ def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[
     logger.info("Canvas: %d term(s), %d course(s) with students (%d without dropped), %d account(s), "
                 "%d enrollment(s)", len(raw.terms), len(raw.courses), raw.dropped_courses, len(raw.accounts),
                 len(raw.enrollments))
+    if raw.repeats:
+        logger.warning("Canvas served rows more than once (kept once): %s; %d course roster(s) read again after "
+                       "their pages shifted", ", ".join(f"{what} {n}" for what, n in sorted(raw.repeats.items())),
+                       raw.reread_courses)
     return raw

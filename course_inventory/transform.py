@@ -82,14 +82,27 @@ def terms_to_df(terms: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def keep_courses_with_students(courses: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
-    """Courses whose `total_students` > 0 (missing counts as 0), and how many were dropped."""
+    """Courses whose `total_students` > 0 (missing or null counts as 0), and how many were dropped."""
     kept, dropped = [], 0
     for course in courses:
-        if (course.get("total_students") or 0) > 0:
+        students = course.get("total_students")
+        if students is not None and (isinstance(students, bool) or not isinstance(students, int)):
+            raise TransformError(f"course {course.get('id')!r}: total_students is not a count: {students!r}")
+        if (students or 0) > 0:
             kept.append(course)
         else:
             dropped += 1
     return kept, dropped
+
+
+# The course fields the inventory stores: two listing pages that disagree about one of them contradict each other.
+COURSE_LISTING_FIELDS = ("id", "sis_course_id", "name", "account_id", "enrollment_term_id", "created_at",
+                         "workflow_state")
+
+
+def listing_conflict(seen: Mapping[str, Any], again: Mapping[str, Any]) -> str | None:
+    """The first stored field on which two listings of one course disagree, or None."""
+    return next((name for name in COURSE_LISTING_FIELDS if seen.get(name) != again.get(name)), None)
 
 
 def courses_to_df(courses: Iterable[Mapping[str, Any]], published_at: Mapping[int, datetime | None]) -> pd.DataFrame:
@@ -126,6 +139,14 @@ def activity_rows(course_id: int, days: Iterable[Mapping[str, Any]]) -> list[dic
         rows.append({"course_id": course_id, "views": int(day.get("views") or 0),
                      "participations": int(day.get("participations") or 0), "date": day_date})
     return rows
+
+
+def distinct_days(rows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """One row per (course_id, date), the first; and how many repeated rows were dropped."""
+    kept: dict[tuple[Any, Any], Mapping[str, Any]] = {}
+    for row in rows:
+        kept.setdefault((row["course_id"], row["date"]), row)
+    return list(kept.values()), len(rows) - len(kept)
 
 
 def usage_to_df(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

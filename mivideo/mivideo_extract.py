@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 import environ
 from clients.bigquery import BigQueryReader, BigQuerySettings, create_bigquery_client
-from clients.http import RetryPolicy
 from clients.kaltura import KalturaMediaClient, KalturaSettings
+from clients.retry import RetryPolicy
 from db.engine import create_inventory_engine
 from db.loader import append_rows, insert_new_rows_many, max_value
 from mivideo import queries

@@ -3,8 +3,10 @@
 Each page of published courses immediately schedules those courses' tab requests, and each Zoom placement
 found schedules its launch and history pages, so no phase waits for an unrelated one. The extra courses
 (ADD_COURSE_IDS) are fetched once every term listing has finished, and only if no listing returned them.
-Canvas failures stop the job (nothing partial is loaded); a failure inside one course's launch or Zoom
-history is logged, counted and skips only that placement's meetings.
+Canvas failures stop the job (nothing partial is loaded). Inside one placement's launch: a placement that
+genuinely cannot be launched (no tool, no form, no Zoom values) is skipped and counted; any other failure,
+after the launch's retries, marks the course as failed, so the job keeps that course's previous rows instead of
+loading it with fewer meetings than Zoom has.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from clients.canvas import CanvasClient
 from clients.progress import Progress
 from clients.tasks import TaskGroup
 from clients.zoom_lti import ZoomLtiClient
+from clients.zoom_pages import NoLaunch, launch_url
 from online_meetings import parse
 from vocab import SourceError, SourceFormatError
 
@@ -33,17 +36,20 @@ class ZoomCollection:
     scanned: dict[int, dict[str, Any]] = field(default_factory=dict)       # every course whose tabs were read
     zoom_courses: dict[int, dict[str, Any]] = field(default_factory=dict)  # courses with a Zoom placement
     placements: int = 0
-    failed_launches: list[tuple[int, str]] = field(default_factory=list)   # (course id, reason)
+    skipped_launches: list[tuple[int, str]] = field(default_factory=list)  # (course id, reason): cannot launch
+    failed_launches: list[tuple[int, str]] = field(default_factory=list)   # (course id, reason): retries spent
     # Per course, each placement's meetings (placement order), so the output does not depend on thread timing.
     meetings: dict[int, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
 
     def meetings_by_course(self) -> dict[int, list[dict[str, Any]]]:
+        """Meetings of every course whose placements all launched (a failed course keeps its previous rows)."""
+        failed = self.failed_course_ids
         return {course_id: [m for index in sorted(per_tab) for m in per_tab[index]]
-                for course_id, per_tab in self.meetings.items()}
+                for course_id, per_tab in self.meetings.items() if course_id not in failed}
 
     @property
-    def meeting_count(self) -> int:
-        return sum(len(items) for per_tab in self.meetings.values() for items in per_tab.values())
+    def failed_course_ids(self) -> frozenset[int]:
+        return frozenset(course_id for course_id, _ in self.failed_launches)
 
 
 class _Collector:
@@ -119,18 +125,29 @@ class _Collector:
     def placement_meetings(self, course_id: int, index: int, tab_url: str) -> None:
         self.tasks.check()
         try:
-            launch = self.zoom.launch(lambda: parse.launch_url(self.canvas.get(tab_url, kind="lti launch")))
-            with launch:
-                meetings = launch.previous_meetings()
+            history = self.zoom.previous_meetings(lambda: self._launch_url(tab_url))
+        except NoLaunch as exc:
+            logger.info("course %d: Zoom placement cannot be launched, skipped: %s", course_id, exc)
+            with self._lock:
+                self.result.skipped_launches.append((course_id, str(exc)))
         except SourceError as exc:
-            logger.warning("course %d: Zoom launch failed, its meetings are skipped: %s", course_id, exc)
+            logger.warning("course %d: Zoom launch failed after its retries; its previous meetings are kept: %s",
+                           course_id, exc)
             with self._lock:
                 self.result.failed_launches.append((course_id, str(exc)))
-            self.progress["launches"].advance()
-            return
-        with self._lock:
-            self.result.meetings.setdefault(course_id, {})[index] = meetings
+        else:
+            if history.announced_total != len(history.meetings):
+                logger.warning("course %d: Zoom announced %d meeting(s) but served %d; all served are kept",
+                               course_id, history.announced_total, len(history.meetings))
+            with self._lock:
+                self.result.meetings.setdefault(course_id, {})[index] = history.meetings
         self.progress["launches"].advance()
+
+    def _launch_url(self, tab_url: str) -> str:
+        body = self.canvas.get_unless_missing(tab_url, kind="lti launch")
+        if body is None:
+            raise NoLaunch("Canvas no longer has the tab's tool (404)", source="canvas")
+        return launch_url(body)
 
 
 def collect_zoom_meetings(canvas: CanvasClient, zoom: ZoomLtiClient, account_id: int, term_ids: Sequence[int],

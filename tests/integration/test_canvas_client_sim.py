@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from clients.canvas import CanvasClient, CanvasSettings
-from clients.http import RetryPolicy, Timeouts
+from clients.canvas import CanvasClient, CanvasSettings, connection_page
+from clients.http import Timeouts
+from clients.retry import RetryPolicy
 from sandbox.faults import FaultOptions
 from sandbox.generator import generate_university
 from sandbox.httpapp import App, Request, Response, json_response
@@ -34,6 +35,24 @@ COURSES = range(101, 131)          # 30 courses
 ITEMS_PER_COURSE = 37              # 4 pages of 10
 CEILING = 16                       # above what the bucket admits: the limiter has to find the level
 FAULTS = FaultOptions(http500=0.02, http502_503=0.02, reset=0.02, bad_json=0.03, slow=0.01, slow_seconds=1.5)
+
+
+def run_all(fn, items, workers: int = CEILING) -> dict[Any, Any]:
+    """fn over items on a thread pool (the client's limiter gates the real requests): item -> result."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(items, pool.map(fn, items), strict=True))
+
+
+def graphql_pages(client: CanvasClient, query: str, variables: Mapping[str, Any]) -> Iterator[list[Any]]:
+    """Nodes of each page of `course.enrollmentsConnection`, following its cursor (variable `cursor`)."""
+    current = {"cursor": None, **variables}
+    while True:
+        nodes, cursor = connection_page(client.graphql(query, current).data, ("course", "enrollmentsConnection"))
+        yield nodes
+        if cursor is None:
+            return
+        current["cursor"] = cursor
 
 
 def item_ids(course_id: int) -> list[int]:
@@ -130,7 +149,7 @@ def test_pages_complete_under_busy_bucket_and_faults(canvas_server: SimServer):
             return [row["id"] for page in client.paginate(f"courses/{course_id}/items", {"per_page": 10})
                     for row in page]
 
-        fetched = {done.item: done.result() for done in client.map_concurrent(fetch, COURSES)}
+        fetched = run_all(fetch, COURSES)
         stats = client.stats.snapshot()
 
     assert fetched == {course: item_ids(course) for course in COURSES}   # nothing lost, duplicated or reordered
@@ -152,7 +171,8 @@ def test_limiter_keeps_refusals_rare_on_an_empty_bucket():
         def fetch(course_id: int) -> int:
             return sum(len(page) for page in client.paginate(f"courses/{course_id}/items", {"per_page": 10}))
 
-        counts = [done.result() for done in client.map_concurrent(fetch, itertools.chain(COURSES, COURSES))]
+        with ThreadPoolExecutor(max_workers=CEILING) as pool:
+            counts = list(pool.map(fetch, itertools.chain(COURSES, COURSES)))
         snapshot = server.stats.snapshot()
     assert counts == [ITEMS_PER_COURSE] * 2 * len(COURSES)
     # Paced on X-Rate-Limit-Remaining: refusals stay rare, and the limiter does use the room it has. Unpaced,
@@ -167,11 +187,10 @@ def test_graphql_connection_pages_through_faults(canvas_server: SimServer):
             "after: $cursor) { nodes { _id } pageInfo { endCursor hasNextPage } } } }"
     with client_for(canvas_server.url) as client:
         def fetch(course_id: int) -> list[int]:
-            pages = client.graphql_pages(query, {"courseID": str(course_id)},
-                                         connection=("course", "enrollmentsConnection"))
+            pages = graphql_pages(client, query, {"courseID": str(course_id)})
             return [int(node["_id"]) for nodes in pages for node in nodes]
 
-        fetched = {done.item: done.result() for done in client.map_concurrent(fetch, COURSES[:12])}
+        fetched = run_all(fetch, COURSES[:12])
     assert fetched == {course: item_ids(course) for course in COURSES[:12]}
     assert canvas_server.stats.snapshot()["faults"]["bad_json"] >= 1
 
@@ -180,8 +199,7 @@ def test_gateway_token_is_shared_and_renewed_after_revocation():
     with serve(gateway_app(revoke_after=10), faults=FaultOptions()) as gateway, \
             serve(canvas_app(), faults=FaultOptions()) as canvas, \
             client_for(canvas.url, gateway_url=f"{gateway.url}/um") as client:
-        accounts = [done.result() for done in client.map_concurrent(client.gateway_get, (f"accounts/{n}" for n in
-                                                                                           range(1, 41)))]
+        accounts = list(run_all(client.gateway_get, (f"accounts/{n}" for n in range(1, 41))).values())
         by_endpoint = gateway.stats.snapshot()["requests_by_endpoint"]
     assert sorted(a["id"] for a in accounts) == list(range(1, 41))
     assert by_endpoint["POST /um/aa/oauth2/token"] == 2          # one token for all threads, one renewal
@@ -191,7 +209,7 @@ def test_gateway_token_is_shared_and_renewed_after_revocation():
 def test_secrets_never_reach_logs(canvas_server: SimServer, caplog: pytest.LogCaptureFixture):
     caplog.set_level("DEBUG")
     with client_for(canvas_server.url) as client:
-        list(client.map_concurrent(lambda c: list(client.paginate(f"courses/{c}/items")), COURSES[:10]))
+        run_all(lambda c: list(client.paginate(f"courses/{c}/items")), COURSES[:10])
     assert TOKEN not in caplog.text and "sim-secret" not in caplog.text
     assert json.dumps(TOKEN) not in repr(client.settings)
 
@@ -239,7 +257,7 @@ def test_sandbox_phases_in_parallel_lose_nothing(university: University, status:
                                                 {**listing, "enrollment_term_id": term_id})
                 return [course["id"] for page in pages for course in page]
 
-            listed = {done.item: done.result() for done in client.map_concurrent(list_term, settings.term_ids)}
+            listed = run_all(list_term, settings.term_ids)
             courses = sorted(c for ids in listed.values() for c in ids)
             available = [c for c in courses if university.course_by_id[c].workflow_state == "available"]
 
@@ -248,12 +266,11 @@ def test_sandbox_phases_in_parallel_lose_nothing(university: University, status:
                 return [event["id"] for page in pages for event in page["events"]]
 
             def enrollments(course_id: int) -> list[int]:
-                pages = client.graphql_pages(ENROLLMENTS_QUERY, {"courseID": str(course_id), "pageSize": 25},
-                                             connection=("course", "enrollmentsConnection"))
+                pages = graphql_pages(client, ENROLLMENTS_QUERY, {"courseID": str(course_id), "pageSize": 25})
                 return [int(node["_id"]) for nodes in pages for node in nodes]
 
             def run_phase(fn, items) -> dict[int, Any]:
-                return {done.item: done.result() for done in client.map_concurrent(fn, items)}
+                return run_all(fn, items)
 
             with ThreadPoolExecutor(2) as phases:   # two phases share the one Canvas limiter
                 audits = phases.submit(run_phase, audit, available)

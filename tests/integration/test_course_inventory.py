@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from clients.canvas import CanvasClient, CanvasSettings
-from clients.http import RetryPolicy, Timeouts
+from clients.http import Timeouts
+from clients.retry import RetryPolicy
 from course_inventory.inventory import TABLES, run_course_inventory
 from sandbox.expected import TABLE_COLUMNS, expected_inventory, rows_as_sorted_tuples
 from sandbox.faults import FaultOptions

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from clients.http import RetryPolicy
 from clients.kaltura import KalturaMediaClient, KalturaSettings
+from clients.retry import RetryPolicy
 from mivideo import mivideo_extract
 from sandbox import media_data
 from sandbox.bigquery_sim import BigQuerySimulator, start_bigquery_server, write_service_account_file

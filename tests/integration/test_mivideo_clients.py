@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from clients.bigquery import BigQueryReader, BigQuerySettings, create_bigquery_client
-from clients.http import RetryPolicy
 from clients.kaltura import KalturaMediaClient, KalturaSettings
+from clients.retry import RetryPolicy
 from mivideo import queries
 from sandbox import media_data
 from sandbox.bigquery_sim import start_bigquery_server, write_service_account_file

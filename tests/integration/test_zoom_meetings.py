@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from clients.canvas import CanvasClient, CanvasSettings
-from clients.http import RetryPolicy, Timeouts
+from clients.http import Timeouts
+from clients.retry import RetryPolicy
 from clients.zoom_lti import ZoomLtiClient, ZoomSettings
 from online_meetings import parse
 from online_meetings.canvas_zoom_meetings import main

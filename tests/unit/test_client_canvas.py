@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
 import random
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from clients.canvas import CanvasClient, CanvasSettings, connection_page, graphql_data
+from clients.canvas import CanvasClient, CanvasSettings, connection_page, graphql_result
 from vocab import ConfigError, FatalSourceError, SourceFormatError
 
 CANVAS_URL = "https://canvas.test"
@@ -166,7 +166,8 @@ def test_gateway_token_shared_by_threads():
         return token_answer() if url == TOKEN_URL else make_response(200, {"id": url[-1]}, url)
 
     client, server = make_client(handler)
-    done = list(client.map_concurrent(lambda n: client.gateway_get(f"accounts/{n}"), range(1, 10)))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(lambda n: client.gateway_get(f"accounts/{n}"), range(1, 10)))
     assert len(done) == 9 and sum(url == TOKEN_URL for _, url, _ in server.calls) == 1
 
 
@@ -228,34 +229,70 @@ def test_link_pagination_refuses_foreign_next():
     assert len(server.calls) == 1
 
 
-def test_gateway_pagination_stays_on_gateway():
+def courses_on_gateway(link_base: str | None):
+    """Gateway answers to the course listing whose next links start with `link_base` (None: no next link)."""
     def handler(method, url, kwargs):
         if url == TOKEN_URL:
             return token_answer()
-        page = int(parse_qs(urlsplit(url).query).get("page", ["1"])[0])
-        links = f'<{GATEWAY_URL}/aa/CanvasReadOnly/accounts/1/courses?page={page + 1}>; rel="next"' if page < 3 else ""
+        query = parse_qs(urlsplit(url).query)
+        page = int(query.get("page", ["1"])[0])
+        nxt = f"{link_base}/accounts/1/courses?enrollment_term_id=7&page={page + 1}&per_page=100"
+        links = f'<{nxt}>; rel="next"' if page < 3 and link_base else ""
         return make_response(200, [page], url, {"Link": links})
+    return handler
+
+
+@pytest.mark.parametrize("link_base", [f"{CANVAS_URL}/api/v1",                     # Canvas's own links, passed on
+                                       f"{GATEWAY_URL}/aa/CanvasReadOnly",          # a gateway that rewrites them
+                                       "https://canvas-prod.instructure.test/api/v1"])   # Canvas's other host name
+def test_gateway_pagination_asks_the_gateway_for_every_page(link_base):
+    client, server = make_client(courses_on_gateway(link_base))
+    assert list(client.gateway_paginate("accounts/1/courses", {"enrollment_term_id": 7})) == [[1], [2], [3]]
+    pages = [c for c in server.calls if c[1] != TOKEN_URL]
+    assert [urlsplit(url).netloc for _, url, _ in pages] == ["gw.test"] * 3
+    assert {urlsplit(url).path for _, url, _ in pages} == {"/um/aa/CanvasReadOnly/accounts/1/courses"}
+    assert parse_qs(urlsplit(pages[2][1]).query) == {"enrollment_term_id": ["7"], "page": ["3"], "per_page": ["100"]}
+    for _, _, kwargs in pages:      # the gateway's headers; the Canvas token never leaves for the gateway
+        assert kwargs["headers"]["x-ibm-client-id"] == "gw-client"
+        assert kwargs["headers"]["Authorization"] == "Bearer gw-token-1"
+        assert CANVAS_TOKEN not in json.dumps(kwargs)
+
+
+@pytest.mark.parametrize("link", [f"{CANVAS_URL}/api/v1/accounts/1/users?page=2",           # another collection
+                                  f"{GATEWAY_URL}/aa/CanvasReadOnly/accounts/2/courses?page=2",
+                                  "https://evil.test/not-canvas/accounts/1/courses?page=2"])  # not an API URL
+def test_gateway_pagination_refuses_a_link_to_anything_else(link):
+    def handler(method, url, kwargs):
+        if url == TOKEN_URL:
+            return token_answer()
+        return make_response(200, [1], url, {"Link": f'<{link}>; rel="next"'})
 
     client, server = make_client(handler)
-    assert list(client.gateway_paginate("accounts/1/courses")) == [[1], [2], [3]]
-    assert all(c[2]["headers"]["x-ibm-client-id"] == "gw-client" for c in server.calls if c[1] != TOKEN_URL)
+    with pytest.raises(SourceFormatError, match="next page link"):
+        list(client.gateway_paginate("accounts/1/courses"))
+    assert all(urlsplit(url).netloc == "gw.test" for _, url, _ in server.calls)
+
+
+def test_canvas_pagination_never_sends_the_token_elsewhere():
+    client, server = make_client(courses_on_gateway(f"{GATEWAY_URL}/aa/CanvasReadOnly"))
+    with pytest.raises(SourceFormatError, match="refusing to send the Canvas token"):
+        list(client.paginate("accounts/1/courses"))
+    assert [urlsplit(url).netloc for _, url, _ in server.calls] == ["canvas.test"]
 
 
 # ---- GraphQL ----
-QUERY = "query Q($id: ID!, $cursor: String) { course(id: $id) { enrollmentsConnection(first: 2, after: $cursor) " \
-        "{ nodes { _id } pageInfo { endCursor hasNextPage } } } }"
-
-
-def test_graphql_errors_without_data_are_fatal_and_partial_data_warns(caplog):
+def test_graphql_errors_without_data_are_fatal_and_beside_data_are_returned():
     with pytest.raises(FatalSourceError, match="Parse error"):
-        graphql_data({"errors": [{"message": "Parse error on \"}\" (RCURLY) at [3, 1]"}]})
+        graphql_result({"errors": [{"message": "Parse error on \"}\" (RCURLY) at [3, 1]"}]})
+    with pytest.raises(FatalSourceError, match="max query aliases exceeded"):
+        graphql_result({"errors": [{"message": "max query aliases exceeded"}]})
     with pytest.raises(FatalSourceError):
-        graphql_data({"data": None, "errors": [{"message": "user authorization required"}]})
+        graphql_result({"data": None, "errors": [{"message": "user authorization required"}]})
     with pytest.raises(SourceFormatError):
-        graphql_data(["not", "an", "object"])
-    caplog.set_level(logging.WARNING)
-    data = graphql_data({"data": {"course": None}, "errors": [{"message": "boom", "path": ["course"]}]})
-    assert data == {"course": None} and "boom" in caplog.text
+        graphql_result(["not", "an", "object"])
+    result = graphql_result({"data": {"course": None}, "errors": [{"message": "boom", "path": ["course"]}]})
+    assert result.data == {"course": None} and result.errors == ("boom",)
+    assert graphql_result({"data": {"course": {"_id": "1"}}}).errors == ()
 
 
 def test_graphql_request_shape():
@@ -263,39 +300,11 @@ def test_graphql_request_shape():
         return make_response(200, {"data": {"echo": kwargs["json"]}}, url)
 
     client, server = make_client(handler)
-    data = client.graphql("query { x }", {"a": 1}, operation_name="Op")
+    data = client.graphql("query { x }", {"a": 1}, operation_name="Op").data
     assert data["echo"] == {"query": "query { x }", "variables": {"a": 1}, "operationName": "Op"}
     method, url, kwargs = server.calls[0]
     assert (method, url) == ("POST", f"{CANVAS_URL}/api/graphql")
     assert kwargs["headers"]["Authorization"] == f"Bearer {CANVAS_TOKEN}"
-
-
-def test_graphql_pages_follow_cursor_to_the_end():
-    enrollment_ids = [str(n) for n in range(1, 8)]
-
-    def handler(method, url, kwargs):
-        cursor = kwargs["json"]["variables"]["cursor"]
-        start = 0 if cursor is None else int(cursor)
-        nodes = [{"_id": i} for i in enrollment_ids[start:start + 2]]
-        more = start + 2 < len(enrollment_ids)
-        info = {"endCursor": str(start + 2) if nodes else None, "hasNextPage": more}
-        return make_response(200, {"data": {"course": {"enrollmentsConnection": {"nodes": nodes, "pageInfo": info}}}},
-                             url)
-
-    client, server = make_client(handler)
-    pages = list(client.graphql_pages(QUERY, {"id": "101"}, connection=("course", "enrollmentsConnection")))
-    assert [n["_id"] for page in pages for n in page] == enrollment_ids
-    assert len(server.calls) == 4 and server.calls[0][2]["json"]["variables"] == {"id": "101", "cursor": None}
-
-
-def test_graphql_pages_loop_guard_and_null_course():
-    stuck = {"data": {"course": {"enrollmentsConnection": {"nodes": [{"_id": "1"}],
-                                                           "pageInfo": {"endCursor": "MQ", "hasNextPage": True}}}}}
-    client, _ = make_client(lambda m, u, k: make_response(200, stuck, u))
-    with pytest.raises(SourceFormatError, match="loop"):
-        list(client.graphql_pages(QUERY, {"id": "1"}, connection=("course", "enrollmentsConnection")))
-    null_course, _ = make_client(lambda m, u, k: make_response(200, {"data": {"course": None}}, u))
-    assert list(null_course.graphql_pages(QUERY, {"id": "1"}, connection=("course", "enrollmentsConnection"))) == []
 
 
 def test_connection_page_validates_shape():

@@ -1,5 +1,5 @@
-"""clients/http.py: status classification, retry policy, limiter (rules, and against a simulated Canvas bucket),
-stats and map_concurrent — no sockets."""
+"""clients/http.py, retry.py, stats.py, limiter.py: status classification, redirects, the retry budget, limiter
+(rules, and against a simulated Canvas bucket), stats — no sockets."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -24,17 +25,10 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 
-from clients.http import (
-    ClientStats,
-    HttpClient,
-    RetryPolicy,
-    build_session,
-    check_response,
-    map_concurrent,
-    parse_retry_after,
-    sanitize_url,
-)
+from clients.http import HttpClient, build_session, check_response, parse_retry_after, sanitize_url
 from clients.limiter import AdaptiveLimiter, ThrottleController
+from clients.retry import RetryPolicy, next_retry
+from clients.stats import ClientStats
 from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
 from vocab import FatalSourceError, RetriableSourceError
 
@@ -77,11 +71,27 @@ class FakeSession:
         pass
 
 
-def client_for(script, policy: RetryPolicy | None = None) -> tuple[HttpClient, FakeSession, list[float]]:
-    sleeps: list[float] = []
+class FakeClock:
+    """Monotonic time that moves only when the client sleeps (or a test says so)."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client_for(script, policy: RetryPolicy | None = None,
+               clock: FakeClock | None = None) -> tuple[HttpClient, FakeSession, list[float]]:
+    clock = clock or FakeClock()
     session = FakeSession(script)
-    client = HttpClient("canvas", policy=policy, session=session, sleep=sleeps.append, rng=random.Random(1))
-    return client, session, sleeps
+    client = HttpClient("canvas", policy=policy, session=session, sleep=clock.sleep, clock=clock,
+                        rng=random.Random(1))
+    return client, session, clock.sleeps
 
 
 THROTTLED_403 = make_response(403, "403 Forbidden (Rate Limit Exceeded)\n", {"X-Rate-Limit-Remaining": "0.0"})
@@ -188,12 +198,84 @@ def test_transient_failures_are_retried_with_growing_backoff():
     assert snap.requests == {"rest": 3} and snap.retries == 2 and snap.errors == 0
 
 
-def test_gives_up_after_max_attempts():
-    client, session, _ = client_for([make_response(500, "oops")], RetryPolicy(max_attempts=3))
+def test_gives_up_after_max_attempts_when_there_is_no_time_budget():
+    client, session, _ = client_for([make_response(500, "oops")], RetryPolicy(max_attempts=3, budget_seconds=0))
     with pytest.raises(RetriableSourceError):
         client.request_json("GET", URL, kind="rest")
     assert len(session.calls) == 3
     assert client.stats.snapshot().errors == 1
+
+
+def outage(seconds: float, clock: FakeClock, answer: requests.Response | Exception):
+    """A server that fails every request for `seconds` of the fake clock, then answers `[{"id": 1}]`."""
+    ends = clock.now + seconds
+
+    def script(method, url, **kwargs):
+        return answer if clock.now < ends else make_response(200, [{"id": 1}])
+    return script
+
+
+@pytest.mark.parametrize("failure", [make_response(502, "<html>Bad Gateway</html>"), make_response(503, ""),
+                                     requests.ConnectionError("connection reset")])
+def test_a_two_minute_outage_is_ridden_out_with_capped_backoff(failure):
+    clock = FakeClock()
+    client, session, sleeps = client_for(outage(150.0, clock, failure), RetryPolicy(), clock)
+    body, _ = client.request_json("GET", URL, kind="rest")
+    assert body == [{"id": 1}]
+    assert max(sleeps) <= client.policy.backoff_max and sum(sleeps) >= 150.0
+    assert sum(sleeps) < 150.0 + client.policy.backoff_max          # back within one capped pause of the end
+    assert len(session.calls) == len(sleeps) + 1 > client.policy.max_attempts
+
+
+def test_gives_up_once_both_attempts_and_budget_are_spent():
+    clock = FakeClock()
+    client, session, sleeps = client_for(outage(10_000.0, clock, make_response(503, "")),
+                                         RetryPolicy(max_attempts=3, budget_seconds=60), clock)
+    with pytest.raises(RetriableSourceError):
+        client.request_json("GET", URL, kind="rest")
+    assert sum(sleeps) == pytest.approx(60.0)                        # the last attempt comes as the budget ends
+    assert len(session.calls) > 3
+
+
+def test_max_attempts_are_made_even_when_one_attempt_spends_the_budget():
+    clock = FakeClock()
+
+    def slow_timeout(method, url, **kwargs):
+        clock.now += 120.0                                           # a read timeout longer than the budget
+        raise requests.ReadTimeout("read timed out")
+
+    client, session, _ = client_for(slow_timeout, RetryPolicy(max_attempts=4, budget_seconds=60), clock)
+    with pytest.raises(RetriableSourceError):
+        client.request_json("GET", URL, kind="rest")
+    assert len(session.calls) == 4
+
+
+def test_a_retry_after_beyond_the_budget_gives_up_instead_of_waiting():
+    clock = FakeClock()
+    script = [make_response(503, "", {"Retry-After": "400"})]
+    client, session, sleeps = client_for(script, RetryPolicy(max_attempts=1, budget_seconds=300), clock)
+    with pytest.raises(RetriableSourceError):
+        client.request_json("GET", URL, kind="rest")
+    assert len(session.calls) == 1 and sleeps == []
+
+
+def test_next_retry_rule():
+    policy = RetryPolicy(max_attempts=3, budget_seconds=100, backoff_initial=1.0, backoff_max=8.0,
+                         throttle_initial=2.0, throttle_max=4.0)
+
+    def decide(**overrides):
+        args = dict(failures=1, refusals=0, elapsed=0.0, throttled=False, retry_after=None, jitter=1.0 - 1e-12)
+        return next_retry(policy, **{**args, **overrides})
+
+    assert [decide(failures=n).sleep for n in (1, 2, 3, 4, 6)] == pytest.approx([1, 2, 4, 8, 8])   # capped
+    assert decide(jitter=0.0).sleep == 0.5                            # full jitter: half to all of the pause
+    assert decide(failures=2, elapsed=99.0).sleep == pytest.approx(2.0)   # attempts left: the clock is no matter
+    assert decide(failures=3, elapsed=99.0).sleep == pytest.approx(1.0)    # one last attempt at the end
+    assert decide(failures=3, elapsed=100.0).give_up
+    assert decide(throttled=True, refusals=5, failures=0).sleep == pytest.approx(4.0)
+    assert decide(throttled=True, refusals=1, failures=0, elapsed=100.0).give_up   # refusals: time only
+    assert decide(retry_after=7.0).sleep == pytest.approx(7.1)
+    assert decide(failures=3, elapsed=95.0, retry_after=7.0).give_up
 
 
 @pytest.mark.parametrize("bad_body", [b"<html>gateway timeout</html>", b'[{"id": 1, "name": "trunc'])
@@ -215,7 +297,7 @@ def test_non_transient_status_is_not_retried(status):
                                      requests.ReadTimeout("read timed out"),
                                      requests.exceptions.ChunkedEncodingError("IncompleteRead")])
 def test_transport_failures_are_retried_and_messages_stay_clean(failure):
-    client, session, _ = client_for([failure, failure, failure])
+    client, session, _ = client_for([failure, failure, failure], RetryPolicy(budget_seconds=0))
     with pytest.raises(RetriableSourceError) as info:
         client.request_json("GET", URL, kind="rest")
     assert len(session.calls) == 3
@@ -230,10 +312,10 @@ def test_ssl_error_is_fatal():
     assert len(session.calls) == 1
 
 
-def test_throttling_has_its_own_budget_and_is_never_returned_as_data():
+def test_throttling_does_not_use_up_attempts_and_is_never_returned_as_data():
     # Twenty refusals with MAX_REQ_ATTEMPTS=2 still succeed: throttling does not use up the attempts.
     script = [THROTTLED_403] * 10 + [make_response(429, "")] * 10 + [make_response(200, [{"id": 9}])]
-    client, session, sleeps = client_for(script, RetryPolicy(max_attempts=2, max_throttled=30))
+    client, session, sleeps = client_for(script, RetryPolicy(max_attempts=2))
     body, response = client.request_json("GET", URL, kind="rest")
     assert body == [{"id": 9}] and response.status_code == 200
     snap = client.stats.snapshot()
@@ -241,11 +323,13 @@ def test_throttling_has_its_own_budget_and_is_never_returned_as_data():
     assert max(sleeps) <= client.policy.throttle_max
 
 
-def test_throttle_budget_is_finite():
-    client, session, _ = client_for([THROTTLED_403], RetryPolicy(max_throttled=4))
+def test_throttling_without_end_is_bounded_by_the_time_budget():
+    clock = FakeClock()
+    client, session, sleeps = client_for([make_response(429, "", {"Retry-After": "300"})],
+                                         RetryPolicy(budget_seconds=900), clock)
     with pytest.raises(RetriableSourceError) as info:
         client.request_json("GET", URL, kind="rest")
-    assert info.value.throttled and len(session.calls) == 5
+    assert info.value.throttled and sum(sleeps) <= 900 and len(session.calls) == 3   # not 60 x 300 s
 
 
 def test_throttling_and_failures_counted_apart():
@@ -276,6 +360,41 @@ def test_logs_name_url_without_query_and_never_secrets(caplog):
     assert len(warnings) == 1 and "500" in warnings[0].getMessage()
 
 
+@pytest.mark.parametrize(("status", "method"), [(302, "GET"), (307, "POST"), (308, "GET"), (301, "GET")])
+def test_redirects_to_another_host_are_never_followed(status, method):
+    moved = make_response(status, "", {"Location": f"https://elsewhere.test/token?secret={SECRET}"})
+    client, session, _ = client_for([moved, make_response(200, {"ok": True})])
+    with pytest.raises(FatalSourceError) as info:
+        client.request(method, URL, kind="rest", data={"client_secret": SECRET},
+                       headers={"Authorization": f"Bearer {SECRET}"})
+    assert len(session.calls) == 1 and session.calls[0][2]["allow_redirects"] is False
+    text = str(info.value)
+    assert "canvas.test" in text and "elsewhere.test" in text and SECRET not in text and "?" not in text
+
+
+def test_a_redirect_is_no_data_even_on_the_same_host():
+    # An empty 302 must not read as "no data" (analytics would store no usage).
+    moved = make_response(302, "", {"Location": "/login"})
+    client, session, _ = client_for([moved])
+    with pytest.raises(FatalSourceError, match="302 redirect"):
+        client.request_json("GET", URL, kind="analytics")
+    assert len(session.calls) == 1
+
+
+def test_same_origin_redirects_are_followed_only_when_asked():
+    def script(method, url, **kwargs):
+        if url.endswith("/lti/rich"):
+            return make_response(303, "", {"Location": "/lti/rich/home"}, url=url)
+        return make_response(200, "<html>app</html>", url=url)
+
+    client, session, _ = client_for(script)
+    answer = client.request("POST", "https://canvas.test/lti/rich", kind="lti", data={"a": "1"},
+                            same_origin_redirects=2)
+    assert answer.text == "<html>app</html>"
+    assert [(m, u, k.get("data")) for m, u, k in session.calls] == [
+        ("POST", "https://canvas.test/lti/rich", {"a": "1"}), ("GET", "https://canvas.test/lti/rich/home", None)]
+
+
 def test_stats_sum_cost_and_bytes():
     headers = {"X-Request-Cost": "0.25", "X-Rate-Limit-Remaining": "590.5"}
     client, _, _ = client_for([make_response(200, b"[1, 2]", headers), make_response(200, b"[3]", headers)])
@@ -287,6 +406,7 @@ def test_stats_sum_cost_and_bytes():
 
 
 # ---- limiter: the controller's rules, one at a time (no clock: times are arguments) ----
+UP_FRONT = 50.0          # the rules below are shown for a known up-front cost (Canvas's default)
 def answered(controller: ThrottleController, now: float, remaining: float | None, *, rtt: float = 0.1,
              throttled: bool = False, ticket: int | None = None) -> None:
     """One request started at now - rtt and answered at now."""
@@ -305,7 +425,7 @@ def run_answers(controller: ThrottleController, remaining: float | None, seconds
 
 
 def test_controller_starts_small_then_paces_evenly():
-    controller = ThrottleController(32, initial=4)
+    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
     assert controller.limit == 4 and controller.rate is None and controller.start_time(5.0) == 5.0
     answered(controller, 1.0, 590.0, rtt=0.1)
     # Jump start: as many requests per round trip as the headroom above the setpoint (100) holds reservations.
@@ -321,7 +441,8 @@ def test_controller_starts_small_then_paces_evenly():
 
 
 def test_first_answer_without_headroom_starts_from_initial():
-    busy, unknown = ThrottleController(32, initial=4), ThrottleController(32, initial=4)
+    busy = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
+    unknown = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
     answered(busy, 1.0, 120.0, rtt=0.1)           # another consumer holds most of the bucket
     answered(unknown, 1.0, None, rtt=0.1)         # a service without throttle headers
     assert busy.rate == pytest.approx(4 / 0.1, rel=0.05) and unknown.rate == pytest.approx(4 / 0.1, rel=0.3)
@@ -329,7 +450,7 @@ def test_first_answer_without_headroom_starts_from_initial():
 
 def test_the_refused_share_steers_the_headroom_margin():
     def run(refuse_every: int | None, answers: int = 4000) -> ThrottleController:
-        controller = ThrottleController(32)
+        controller = ThrottleController(32, up_front_cost=UP_FRONT)
         for n in range(1, answers + 1):
             refused = refuse_every is not None and n % refuse_every == 0
             answered(controller, n / 100, 0.0 if refused else 300.0, throttled=refused)
@@ -338,24 +459,24 @@ def test_the_refused_share_steers_the_headroom_margin():
     assert run(None).headroom_sigmas == pytest.approx(1.5)       # never refused: down to the lower bound
     assert run(50).headroom_sigmas == pytest.approx(4.0)         # 2 % refused: up to the upper bound
     assert run(200).headroom_sigmas == pytest.approx(2.5, rel=0.05)   # 0.5 %, the target: the margin holds
-    fixed = ThrottleController(32, refusal_target=None)
+    fixed = ThrottleController(32, up_front_cost=UP_FRONT, refusal_target=None)
     answered(fixed, 1.0, 0.0, throttled=True)
     assert fixed.headroom_sigmas == 2.5
 
 
 def test_controller_climbs_on_an_idle_bucket_and_settles_on_the_setpoint():
-    controller = ThrottleController(32, initial=4)
+    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
     run_answers(controller, 590.0, 1.0)          # an idle bucket: grows fast (1.25x per round trip answered)
     fast = controller.rate
     assert fast > 4 * 4 / 0.1
-    steady = ThrottleController(32, initial=4)
+    steady = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
     run_answers(steady, 150.0, 1.0)              # just above the setpoint (2 reservations): creeps up
     assert 4 / 0.1 < steady.rate < fast / 2
 
 
 @pytest.mark.parametrize(("remaining", "direction"), [(400.0, 1), (60.0, -1), (20.0, -1)])
 def test_controller_steers_the_rate_on_reported_remaining(remaining, direction):
-    controller = ThrottleController(32, initial=10)
+    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=10)
     run_answers(controller, 120.0, 2.0)          # settle near the setpoint (2 reservations)
     before = controller.rate
     run_answers(controller, remaining, 0.6, start=2.0)
@@ -365,7 +486,7 @@ def test_controller_steers_the_rate_on_reported_remaining(remaining, direction):
 
 
 def test_controller_setpoint_follows_the_fluctuation_of_remaining():
-    calm, noisy = ThrottleController(32), ThrottleController(32)
+    calm, noisy = ThrottleController(32, up_front_cost=UP_FRONT), ThrottleController(32, up_front_cost=UP_FRONT)
     now = 0.0
     for i in range(400):
         now += 0.01
@@ -376,7 +497,7 @@ def test_controller_setpoint_follows_the_fluctuation_of_remaining():
 
 
 def test_a_quiet_spell_is_not_mistaken_for_fluctuation():
-    controller = ThrottleController(32)
+    controller = ThrottleController(32, up_front_cost=UP_FRONT)
     now = run_answers(controller, 200.0, 2.0)
     rate = controller.rate
     answered(controller, now + 30.0, 595.0)      # the bucket drained while the job did something else
@@ -384,7 +505,7 @@ def test_a_quiet_spell_is_not_mistaken_for_fluctuation():
 
 
 def test_controller_grows_only_while_requests_wait_for_it():
-    controller = ThrottleController(8, initial=4)
+    controller = ThrottleController(8, up_front_cost=UP_FRONT, initial=4)
     answered(controller, 1.0, 590.0)
     rate = controller.rate
     for n in range(50):                          # answers, but nobody waited: the workload limits
@@ -394,14 +515,14 @@ def test_controller_grows_only_while_requests_wait_for_it():
 
 
 def test_refusals_cut_once_per_wave_and_harder_when_congested():
-    controller = ThrottleController(32, initial=8)
+    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=8)
     run_answers(controller, 300.0, 1.0)
     wave = [controller.start(1.0) for _ in range(8)]
     before = controller.rate
     for ticket in wave:                          # eight refusals of one wave: one cut of 10 % (healthy average)
         controller.observe(ticket, 0.05, 1.05, remaining=0.0, throttled=True)
     assert controller.rate == pytest.approx(before * 0.9, rel=0.02) and controller.cuts == 1
-    congested = ThrottleController(32, initial=8)
+    congested = ThrottleController(32, up_front_cost=UP_FRONT, initial=8)
     answered(congested, 1.0, 40.0)               # the average itself is below half the setpoint
     before = congested.rate
     answered(congested, 1.1, 0.0, throttled=True)
@@ -412,13 +533,38 @@ def test_refusals_cut_once_per_wave_and_harder_when_congested():
 
 
 def test_without_rate_limit_headers_the_limit_grows_to_the_ceiling_and_refusals_shrink_it():
-    controller = ThrottleController(5, initial=1)
+    controller = ThrottleController(5, up_front_cost=UP_FRONT, initial=1)
     run_answers(controller, None, 2.0)
     assert controller.limit == 5
     for n in range(30):
         answered(controller, 3.0 + n, None, throttled=True)
     # Down to the floor of one start per two round trips, never to a standstill.
     assert controller.limit == 2 and controller.rate == pytest.approx(0.5 / controller.srtt)
+
+
+def test_the_up_front_cost_is_learned_from_the_headers():
+    controller = ThrottleController(32)
+    answered(controller, 1.0, 298.0)                 # the largest remaining seen: about the high-water mark
+    assert controller.up_front == pytest.approx(298.0 / 8)   # before any refusal: an eighth of it
+    assert controller.target == pytest.approx(2 * 298.0 / 8)
+    answered(controller, 1.1, 91.5, throttled=True)  # refused at 91.5 left: the reservation is at least that
+    answered(controller, 1.2, 60.0, throttled=True)  # a lower one teaches nothing new
+    assert controller.up_front == 91.5 and controller.target >= 183.0
+    answered(controller, 1.3, 40.0)
+    assert controller.remaining > 40.0               # the danger zone is below one learned reservation...
+    run_answers(controller, 80.0, 0.5, start=1.3)
+    assert controller.rate <= 0.5 / controller.srtt * 1.01   # ...so the rate falls to its floor there
+
+
+def test_answers_without_throttle_headers_do_not_move_a_throttled_rate():
+    controller = ThrottleController(32, up_front_cost=UP_FRONT)
+    now = run_answers(controller, 300.0, 1.0)
+    rate, srtt = controller.rate, controller.srtt
+    for n in range(200):                             # an outage: the load balancer's 502 pages, fast
+        controller.waited()
+        ticket = controller.start(now + n / 100)
+        controller.observe(ticket, 0.002, now + n / 100, remaining=None, throttled=False)
+    assert controller.rate == rate and controller.srtt == srtt
 
 
 # ---- limiter: the controller against a simulated Canvas bucket (sandbox.throttle, Canvas's arithmetic) ----
@@ -433,12 +579,15 @@ class Workload:
     other_cost_rate: float = 0.0     # ...or keeps using it at this rate (units/s)
     ceiling: int = 32
     seed: int = 3
+    hwm: float = 600.0               # the token's bucket (Canvas's defaults; each can differ per token)
+    up_front: float = 50.0
 
 
 def simulate(w: Workload) -> dict[str, float]:
     """Discrete-event run of a workload through ThrottleController and LeakyBucketThrottle."""
     rng, clock = random.Random(w.seed), [0.0]
-    bucket = LeakyBucketThrottle(ThrottleOptions(enabled=True), clock=lambda: clock[0])
+    bucket = LeakyBucketThrottle(ThrottleOptions(enabled=True, hwm=w.hwm, up_front=w.up_front,
+                                                 maximum=w.hwm * 4 / 3), clock=lambda: clock[0])
     if w.initial_level:
         bucket.finish(bucket.begin("token"), w.initial_level)
     controller = ThrottleController(w.ceiling)
@@ -536,6 +685,12 @@ def test_a_token_shared_with_a_busy_job_yields_to_it():
     assert result["cost_rate"] < 10.0 - 6.0 + 1.5     # about what the leak leaves over (+ the draining level)
 
 
+def test_a_smaller_bucket_with_dearer_reservations_keeps_refusals_rare():
+    # Half the high-water mark, twice the up-front cost: nothing of either is known to the limiter beforehand.
+    result = simulate(Workload(hwm=300.0, up_front=100.0, requests=1200))
+    assert result["refused"] <= 0.01
+
+
 def test_slow_expensive_requests_keep_refusals_rare():
     # Canvas-like: long requests whose reservations, not their costs, fill the bucket; then the ceiling binds.
     result = simulate(Workload(slow=5.0, cost_per_second=0.3, latency=0.03, requests=800))
@@ -557,7 +712,8 @@ def test_limiter_bounds_requests_in_flight():
                 active[0] -= 1
             slot.observe(remaining=None, throttled=False)
 
-    assert len(list(map_concurrent(work, range(40), workers=8))) == 40
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert len(list(pool.map(work, range(40)))) == 40
     assert peak[0] == 3
 
 
@@ -574,43 +730,11 @@ def test_limiter_paces_starts_across_threads():
         with limiter.slot():                     # no answer reported: the rate stays as it is
             starts.append(time.monotonic())
 
-    list(map_concurrent(work, range(8), workers=8))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(work, range(8)))
     starts.sort()
     # Eight threads ready at once still start one interval apart (one late start may be made up for).
     assert starts[-1] - starts[0] >= 6 / rate
-
-
-# ---- map_concurrent ----
-def test_map_concurrent_yields_every_item_once():
-    results = {done.item: done.result() for done in map_concurrent(lambda n: n * n, range(50), workers=4)}
-    assert results == {n: n * n for n in range(50)}
-
-
-def test_map_concurrent_collects_chosen_errors_and_propagates_others():
-    def fn(n: int) -> int:
-        if n % 5 == 0:
-            raise FatalSourceError(f"no analytics for {n}")
-        return n
-
-    done = list(map_concurrent(fn, range(20), workers=3, collect=(FatalSourceError,)))
-    assert sorted(d.item for d in done if d.error) == [0, 5, 10, 15]
-    assert sorted(d.value for d in done if not d.error) == [n for n in range(20) if n % 5]
-    with pytest.raises(FatalSourceError):
-        list(map_concurrent(fn, range(20), workers=3))
-
-
-def test_map_concurrent_pulls_items_lazily():
-    pulled: list[int] = []
-
-    def items():
-        for n in range(1000):
-            pulled.append(n)
-            yield n
-
-    stream = map_concurrent(lambda n: n, items(), workers=2, window=4)
-    next(stream)
-    stream.close()
-    assert len(pulled) <= 8
 
 
 def test_client_stats_is_thread_safe():
@@ -620,7 +744,8 @@ def test_client_stats_is_thread_safe():
         for _ in range(200):
             stats.record_attempt("rest", nbytes=1, cost=0.5, throttled=True)
 
-    list(map_concurrent(bump, range(8), workers=8))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(bump, range(8)))
     snap = stats.snapshot()
     assert snap.requests["rest"] == 1600 and snap.throttled == 1600 and snap.bytes == 1600
     assert snap.cost == pytest.approx(800.0)

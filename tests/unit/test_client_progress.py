@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
-from clients.http import ClientStats
 from clients.progress import Progress
+from clients.stats import ClientStats
 
 LOG = logging.getLogger("tests.progress")
 

@@ -8,8 +8,8 @@ from collections.abc import Collection
 import pytest
 from KalturaClient.exceptions import KalturaClientException, KalturaException
 
-from clients.http import RetryPolicy
 from clients.kaltura import KalturaMediaClient, KalturaSettings, MaxMatchesExceeded, MediaPage
+from clients.retry import RetryPolicy
 from vocab import FatalSourceError, RetriableSourceError, SourceFormatError
 
 SECRET = "admin-secret-value"

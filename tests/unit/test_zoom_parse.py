@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from clients import zoom_pages
 from online_meetings import parse
 from online_meetings.canvas_zoom_meetings import build_frames, check_launches
 from online_meetings.zoom_fetch import ZoomCollection
@@ -35,10 +36,10 @@ def test_zoom_placements_are_visible_tabs_labelled_exactly_zoom():
 
 
 def test_launch_url_from_sessionless_launch():
-    assert parse.launch_url({"id": 1, "name": "Zoom", "url": "https://c/courses/1/x?verifier=v"}).endswith("=v")
+    assert zoom_pages.launch_url({"id": 1, "name": "Zoom", "url": "https://c/courses/1/x?verifier=v"}).endswith("=v")
     for body in ({"id": 1}, {"url": "/relative"}, [], None):
         with pytest.raises(SourceFormatError):
-            parse.launch_url(body)
+            zoom_pages.launch_url(body)
 
 
 # ---- the LTI launch form ----
@@ -50,7 +51,7 @@ def canvas_page(name: str = 'Café "101" & <friends>') -> str:
 
 
 def test_launch_form_collects_every_signed_field_of_canvas_page():
-    form = parse.launch_form(canvas_page(), "https://canvas.example/courses/101/external_tools/sessionless_launch")
+    form = zoom_pages.launch_form(canvas_page(), "https://canvas.example/courses/101/external_tools/sessionless_launch")
     assert form is not None and form.action == "https://zoom.example/lti/rich" and form.method == "POST"
     fields = dict(form.fields)
     assert fields["context_title"] == 'Café "101" & <friends>'           # HTML entities decoded
@@ -67,7 +68,7 @@ def test_launch_form_behaves_like_a_browser():
       <input type="hidden" name="gone" value="x" disabled><textarea name="note">two
 lines</textarea><input type="hidden" name="a" value="2">
     </form></body></html>"""
-    form = parse.launch_form(page, "https://zoom.example/start/page")
+    form = zoom_pages.launch_form(page, "https://zoom.example/start/page")
     assert form.action == "https://zoom.example/lti/rich?x=1" and form.method == "POST"
     assert form.fields == [("a", "1"), ("on", "y"), ("plain", ""), ("note", "two\nlines"), ("a", "2")]
 
@@ -76,16 +77,17 @@ def test_launch_form_prefers_the_lti_form_and_reports_pages_without_one():
     page = ('<form action="/search"><input name="q"></form>'
             '<form action="https://zoom.example/lti/rich" method="POST">'
             '<input type="hidden" name="lti_message_type" value="basic-lti-launch-request"></form>')
-    assert parse.launch_form(page, "https://c/").action == "https://zoom.example/lti/rich"
-    assert parse.launch_form("<html><body><p>This tool could not be launched.</p></body></html>", "https://c/") is None
-    assert parse.launch_form('<form><input name="a"></form>', "https://c/") is None   # no action to post to
+    assert zoom_pages.launch_form(page, "https://c/").action == "https://zoom.example/lti/rich"
+    no_form = "<html><body><p>This tool could not be launched.</p></body></html>"
+    assert zoom_pages.launch_form(no_form, "https://c/") is None
+    assert zoom_pages.launch_form('<form><input name="a"></form>', "https://c/") is None   # no action to post to
 
 
 # ---- Zoom's script values ----
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda f: f.__name__)
 def test_launch_values_from_every_simulator_layout(layout):
     page = layout(LtiSession(101, SCID, TOKEN), 'Title with "quotes" and </script> inside')
-    assert parse.launch_values(page) == parse.LaunchValues(SCID, TOKEN)
+    assert zoom_pages.launch_values(page) == zoom_pages.LaunchValues(SCID, TOKEN)
 
 
 @pytest.mark.parametrize("script", [
@@ -102,7 +104,7 @@ def test_launch_values_from_every_simulator_layout(layout):
     'scid = "' + SCID[:16] + '\\u0061' + SCID[17:] + '"; "X-XSRF-TOKEN": \'' + TOKEN + '\'',
 ])
 def test_launch_values_from_script_text_whatever_the_quoting(script):
-    values = parse.launch_values(f"<html><head><script>{script}</script></head><body></body></html>")
+    values = zoom_pages.launch_values(f"<html><head><script>{script}</script></head><body></body></html>")
     assert values is not None and values.xsrf_token == TOKEN
     assert values.scid == (SCID if "\\u0061" not in script else SCID[:16] + "a" + SCID[17:])
 
@@ -110,10 +112,10 @@ def test_launch_values_from_script_text_whatever_the_quoting(script):
 def test_launch_values_across_scripts_and_only_inside_scripts():
     split = (f'<script src="/vendor.js"></script><script>var scid = "{SCID}";</script>'
              f'<script type="application/json">{{"X-XSRF-TOKEN": "{TOKEN}"}}</script>')
-    assert parse.launch_values(split) == parse.LaunchValues(SCID, TOKEN)
+    assert zoom_pages.launch_values(split) == zoom_pages.LaunchValues(SCID, TOKEN)
     in_text = f'<p>scid = "{SCID}"</p><p>"X-XSRF-TOKEN": "{TOKEN}"</p>'
-    assert parse.launch_values(in_text) is None
-    repr_of_values = repr(parse.launch_values(split))
+    assert zoom_pages.launch_values(in_text) is None
+    repr_of_values = repr(zoom_pages.launch_values(split))
     assert SCID not in repr_of_values and TOKEN not in repr_of_values
 
 
@@ -126,15 +128,15 @@ def test_launch_values_across_scripts_and_only_inside_scripts():
     '<script>var a = "unterminated; scid = \'',
 ])
 def test_launch_values_missing(page):
-    assert parse.launch_values(page) is None
+    assert zoom_pages.launch_values(page) is None
 
 
 # ---- history JSON ----
 def test_history_page_reads_total_size_and_list():
-    page = parse.history_page({"status": True, "errorCode": 0, "result": {"total": 25, "pageSize": 10,
+    page = zoom_pages.history_page({"status": True, "errorCode": 0, "result": {"total": 25, "pageSize": 10,
                                                                           "pageNum": 1, "list": [{"meetingId": "a"}]}})
     assert (page.total, page.page_size, page.pages, page.meetings) == (25, 10, 3, [{"meetingId": "a"}])
-    empty = parse.history_page({"result": {"total": 0, "pageSize": 10, "list": None}})
+    empty = zoom_pages.history_page({"result": {"total": 0, "pageSize": 10, "list": None}})
     assert empty.pages == 0 and empty.meetings == []
 
 
@@ -149,7 +151,7 @@ def test_history_page_reads_total_size_and_list():
 ])
 def test_history_page_refuses_other_shapes(body, message):
     with pytest.raises(SourceFormatError, match=message):
-        parse.history_page(body)
+        zoom_pages.history_page(body)
 
 
 def test_meeting_rows_keep_text_exactly_and_count_a_meeting_once():
@@ -206,15 +208,29 @@ def test_build_frames_merges_placements_in_order_and_counts_each_meeting_once():
     collection = ZoomCollection(zoom_courses={5: course(5), 4: course(4)}, placements=3,
                                 meetings={5: {1: [{"meetingId": "m2"}, {"meetingId": "m1"}], 0: [{"meetingId": "m1"}]},
                                           4: {}})
-    frames = build_frames(collection)
+    frames = build_frames(collection, {})
     assert list(frames) == ["zoom_course", "zoom_course_meeting"]
     assert list(frames["zoom_course"]["course_id"]) == [4, 5]
     assert list(frames["zoom_course_meeting"]["meeting_id"]) == ["m1", "m2"]     # placement 0 first
 
 
+def test_build_frames_keeps_the_stored_meetings_of_a_course_whose_launch_failed():
+    stored = {"course_id": 4, "meeting_id": "old", "meeting_number": 12, "host_id": "h", "topic": "t",
+              "join_url": "https://zoom/j/12", "start_time": "s", "status": "st", "timezone": "tz"}
+    collection = ZoomCollection(zoom_courses={5: course(5), 4: course(4), 3: course(3)}, placements=3,
+                                meetings={5: {0: [{"meetingId": "new"}]}, 4: {0: [{"meetingId": "partial"}]}},
+                                failed_launches=[(4, "HTTP 503"), (3, "HTTP 503")])
+    frames = build_frames(collection, {4: [stored], 9: [stored]})
+    meetings = frames["zoom_course_meeting"]
+    assert list(frames["zoom_course"]["course_id"]) == [3, 4, 5]            # every course that has the tab
+    assert list(zip(meetings["course_id"], meetings["meeting_id"], strict=True)) == [(4, "old"), (5, "new")]
+    assert list(meetings["id"]) == [1, 2] and meetings.iloc[0]["join_url"] == "https://zoom/j/12"
+
+
 def test_check_launches_keeps_previous_data_when_most_launches_fail():
-    ok = ZoomCollection(placements=4, failed_launches=[(1, "no form"), (2, "no values")])
+    ok = ZoomCollection(placements=4, skipped_launches=[(1, "no form")], failed_launches=[(2, "HTTP 503")])
     check_launches(ok)                                                          # half: still loads
     check_launches(ZoomCollection())                                            # nothing to launch
     with pytest.raises(JobError, match="3 of 4 Zoom launches failed"):
-        check_launches(ZoomCollection(placements=4, failed_launches=[(1, "a"), (2, "b"), (3, "c")]))
+        check_launches(ZoomCollection(placements=4, skipped_launches=[(1, "a"), (2, "b")],
+                                      failed_launches=[(3, "c")]))
