@@ -23,6 +23,7 @@ from course_inventory import canvas_fetch
 from course_inventory.gql_queries import COURSES_PER_REQUEST
 from course_inventory.transform import (
     EnrollmentRecord,
+    SectionInfo,
     activity_rows,
     canvas_int,
     enrollment_records,
@@ -77,7 +78,7 @@ class RawInventory:
     usage_rows: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
     enrollments: list[EnrollmentRecord] = field(default_factory=list)
-    section_names: dict[int, str] = field(default_factory=dict)   # sections seen in enrollments
+    sections: dict[int, SectionInfo] = field(default_factory=dict)   # seen in enrollments: (name, sisId)
     phases: PhaseClock = field(default_factory=PhaseClock)
 
 
@@ -164,12 +165,12 @@ class _Collector:
                 results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
             pages, finished = [], 0
             for course_id, nodes, cursor in results:
-                section_names: dict[int, str] = {}
-                records = enrollment_records(course_id, nodes, section_names)
+                sections: dict[int, SectionInfo] = {}
+                records = enrollment_records(course_id, nodes, sections)
                 with self._lock:
                     self.raw.enrollments.extend(records)
-                    for section_id, name in section_names.items():
-                        self.raw.section_names.setdefault(section_id, name)
+                    for section_id, section in sections.items():
+                        self.raw.sections.setdefault(section_id, section)
                 if cursor is None:
                     finished += 1
                 else:
