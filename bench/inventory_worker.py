@@ -22,7 +22,8 @@ import environ
 from clients.canvas import CanvasClient, CanvasSettings
 from clients.udw import UdwClient
 from course_inventory.collect import collect_inventory
-from course_inventory.inventory import build_frames
+from course_inventory.inventory import build_frames, section_sis_ids
+from course_inventory.section_sis import SisIdSource
 from course_inventory.transform import warehouse_time
 from db.engine import create_inventory_engine
 from db.loader import append_rows, replace_tables
@@ -130,7 +131,7 @@ def main(env_file: str, workers: int) -> dict:
     env = environ.load_env(Path(env_file), environ.SCHEMA_PATH, {"NUM_ASYNC_WORKERS": str(workers)})
     settings = CanvasSettings.from_env(env)
     engine = create_inventory_engine(env["INVENTORY_DB"])
-    udw = UdwClient(env["UDW"])
+    udw = UdwClient(env["UDW"]) if env.get("UDW") else None
     result: dict = {"workers": workers}
     settle_heap()  # as run_jobs.py does before each job
     with CanvasClient(settings) as canvas, LimiterTimeline(canvas) as timeline, GcPauses() as pauses:
@@ -141,8 +142,9 @@ def main(env_file: str, workers: int) -> dict:
         peak_in_flight = canvas.canvas_limiter.peak_in_flight
     peaks = {"collect": peak_rss_mb()}
     started = time.monotonic()
-    frames = build_frames(raw, udw.section_sis_ids(raw.section_names))
-    warehouse_time(udw.canvasdatadate())
+    frames = build_frames(raw, section_sis_ids(raw, udw, SisIdSource(env["SECTION_SIS_IDS_FROM"])))
+    if udw is not None:
+        warehouse_time(udw.canvasdatadate())
     transform_s = time.monotonic() - started
     peaks["transform"] = peak_rss_mb()
     started = time.monotonic()

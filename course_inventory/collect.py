@@ -25,6 +25,7 @@ from course_inventory.gql_queries import COURSES_PER_REQUEST
 from course_inventory.rosters import CoursePages
 from course_inventory.transform import (
     EnrollmentRecord,
+    SectionInfo,
     activity_rows,
     canvas_int,
     distinct_days,
@@ -82,7 +83,7 @@ class RawInventory:
     usage_rows: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
     enrollments: list[EnrollmentRecord] = field(default_factory=list)
-    section_names: dict[int, str] = field(default_factory=dict)   # sections seen in enrollments
+    sections: dict[int, SectionInfo] = field(default_factory=dict)   # seen in enrollments: (name, sisId)
     phases: PhaseClock = field(default_factory=PhaseClock)
     repeats: Counter[str] = field(default_factory=Counter)       # rows seen more than once, by what they are
     reread_courses: int = 0                                      # rosters read again after a page shift
@@ -195,10 +196,10 @@ class _Collector:
                 results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
             pages, finished = [], []
             for course_id, nodes, cursor in results:
-                section_names: dict[int, str] = {}
+                sections: dict[int, SectionInfo] = {}
                 roster = rosters[course_id]
-                done, next_cursor = roster.add_page(enrollment_records(course_id, nodes, section_names), cursor)
-                self._add_sections(section_names)
+                done, next_cursor = roster.add_page(enrollment_records(course_id, nodes, sections), cursor)
+                self._add_sections(sections)
                 if done:
                     finished.append(roster)
                 else:
@@ -207,12 +208,12 @@ class _Collector:
                 self._add_roster(roster)
             self.progress["enrollments"].advance(len(finished))
 
-    def _add_sections(self, section_names: dict[int, str]) -> None:
+    def _add_sections(self, sections: dict[int, SectionInfo]) -> None:
         with self._lock:
-            for section_id, name in section_names.items():
-                known = self.raw.section_names.setdefault(section_id, name)
-                if known != name:
-                    self.raw.repeats["section with two names"] += 1
+            for section_id, section in sections.items():
+                known = self.raw.sections.setdefault(section_id, section)
+                if known != section:
+                    self.raw.repeats["section told two ways"] += 1
 
     def _add_roster(self, roster: CoursePages) -> None:
         with self._lock:

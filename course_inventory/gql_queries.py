@@ -1,4 +1,15 @@
-"""GraphQL text for Canvas (validated against Canvas's published schema in the tests)."""
+"""GraphQL text for Canvas (validated against Canvas's published schema in the tests).
+
+Canvas's limits (canvas-lms config/initializers/plugin_setup.rb, graphql_tuning defaults): depth 15,
+complexity 375,000, 20 aliases, 5,000 tokens. With graphql-ruby's default complexity
+(lib/graphql/schema/field.rb: every field 1; a connection 1 + `first` x its nodes' children + its
+nodes/pageInfo fields) one course of `enrollments_query` costs 1,107 at 100 enrollments per page
+(`sisId` adds 100): 10 courses 11,070, 20 courses 22,140; depth 5; 600 and 1,190 tokens.
+tests/unit/test_inventory_query_limits.py recomputes these. `sisId` made the first enrollment pages of the
+`medium` sandbox 11 % larger in bytes and left requests and charged cost unchanged (the sandbox charges per
+record); real Canvas charges CPU and database time, so it costs there a little: a batched course lookup and
+a read_sis permission check per section (canvas-lms app/graphql/types/section_type.rb).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +23,7 @@ _ENROLLMENT_FIELDS = """
         _id
         state
         type
-        section { _id name }
+        section { _id name sisId }
         user { _id }
         course { _id }
       }

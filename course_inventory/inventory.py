@@ -1,7 +1,9 @@
-"""COURSE_INVENTORY: current-term Canvas courses, enrollments, sections, accounts, terms and activity (SPEC §7).
+"""COURSE_INVENTORY: current-term Canvas courses, enrollments, sections, accounts, terms and activity.
 
-Orchestration only: fetch (course_inventory.collect, clients.udw) -> transform (course_inventory.transform)
--> load (db.loader.replace_tables, one transaction) -> data source statuses.
+Orchestration only: fetch (course_inventory.collect, optionally clients.udw) -> transform
+(course_inventory.transform, section_sis) -> load (db.loader.replace_tables, one transaction) -> data
+source statuses. Section SIS ids come from Canvas; with a UDW configured, also from the warehouse, and
+SECTION_SIS_IDS_FROM picks which are stored.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from clients.canvas import CanvasClient, CanvasSettings
 from clients.udw import UdwClient
 from course_inventory import transform
 from course_inventory.collect import RawInventory, collect_inventory
+from course_inventory.section_sis import (
+    SisIdSource,
+    chosen_sis_ids,
+    compare_section_sis_ids,
+    comparison_summary,
+    none_readable,
+)
 from db.csv_export import DATA_DIR, write_csvs
 from db.engine import create_inventory_engine
 from db.loader import replace_tables
@@ -30,19 +39,38 @@ logger = logging.getLogger(__name__)
 TABLES = ("term", "account", "course", "course_section", "enrollment", "canvas_course_usage")
 
 
-def build_frames(raw: RawInventory, section_sis_ids: Mapping[int, str | None]) -> dict[str, pd.DataFrame]:
-    """Every table's rows from the raw Canvas data and the warehouse's section SIS ids (pure)."""
+def build_frames(raw: RawInventory, section_sis_ids: Mapping[int, str | None] | None = None
+                 ) -> dict[str, pd.DataFrame]:
+    """Every table's rows from the raw Canvas data (pure); `section_sis_ids` replaces Canvas's section SIS
+    ids when given (see `section_sis_ids`)."""
     frames = {
         "term": transform.terms_to_df(raw.terms),
         "account": transform.accounts_to_df(raw.accounts),
         "course": transform.courses_to_df(raw.courses, raw.published_at),
-        "course_section": transform.with_section_sis_ids(transform.sections_to_df(raw.section_names),
-                                                         section_sis_ids),
+        "course_section": transform.sections_to_df(raw.sections, section_sis_ids),
         "enrollment": transform.enrollments_to_df(raw.enrollments),
         "canvas_course_usage": transform.usage_to_df(raw.usage_rows),
     }
     _check_references(frames)
     return frames
+
+
+def section_sis_ids(raw: RawInventory, udw: UdwClient | None, source: SisIdSource
+                    ) -> dict[int, str | None] | None:
+    """The section SIS ids to store: None (Canvas's own) without a UDW; else both sources compared, the
+    differences logged, and `source`'s values returned."""
+    canvas = {section_id: sis for section_id, (_, sis) in raw.sections.items()}
+    if none_readable(canvas):
+        logger.warning("Canvas returned no SIS id for any of the %d section(s); if sections do have SIS ids, "
+                       "the CANVAS_TOKEN user lacks the read_sis permission (Canvas answers null then)",
+                       len(canvas))
+    if udw is None:
+        logger.info("no UDW configured: section SIS ids come from Canvas (Section.sisId); SECTION_SIS_IDS_FROM "
+                    "applies only with a UDW, and no UNIZIN_DATA_WAREHOUSE status is recorded")
+        return None
+    warehouse = udw.section_sis_ids(canvas)
+    logger.info("%s", comparison_summary(compare_section_sis_ids(canvas, warehouse), source))
+    return chosen_sis_ids(canvas, warehouse, source)
 
 
 def _check_references(frames: Mapping[str, pd.DataFrame]) -> None:
@@ -60,6 +88,7 @@ def _check_references(frames: Mapping[str, pd.DataFrame]) -> None:
 def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = None,
                          canvas: CanvasClient | None = None, udw: UdwClient | None = None,
                          data_dir: Path | None = None) -> list[DataSourceStatus]:
+    """CANVAS_API status, plus UNIZIN_DATA_WAREHOUSE (its canvasdatadate) when a UDW is configured."""
     if env is None:
         from environ import get_env  # the runner's configuration (documented `from environ import ENV`)
         env = get_env()
@@ -67,14 +96,16 @@ def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Eng
     settings = CanvasSettings.from_env(env)
     own_canvas, own_engine = canvas is None, engine is None
     canvas = canvas or CanvasClient(settings)
-    udw = udw or UdwClient(env["UDW"])
+    udw = udw or (UdwClient(env["UDW"]) if env.get("UDW") else None)
+    source = SisIdSource(env.get("SECTION_SIS_IDS_FROM") or SisIdSource.UDW)
     engine = engine or create_inventory_engine(env["INVENTORY_DB"])
     try:
         raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
-        canvas_status = DataSourceStatus(ValidDataSourceName.CANVAS_API)
-        frames = build_frames(raw, udw.section_sis_ids(raw.section_names))
-        warehouse_status = DataSourceStatus(ValidDataSourceName.UNIZIN_DATA_WAREHOUSE,
-                                            transform.warehouse_time(udw.canvasdatadate()))
+        statuses = [DataSourceStatus(ValidDataSourceName.CANVAS_API)]
+        frames = build_frames(raw, section_sis_ids(raw, udw, source))
+        if udw is not None:
+            statuses.append(DataSourceStatus(ValidDataSourceName.UNIZIN_DATA_WAREHOUSE,
+                                             transform.warehouse_time(udw.canvasdatadate())))
         if env.get("CREATE_CSVS"):
             write_csvs(frames, data_dir or DATA_DIR)
         load_started = time.monotonic()
@@ -90,4 +121,4 @@ def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Eng
     logger.info("COURSE_INVENTORY loaded %s in %.1fs (load %.1fs); %d requests, %d retries, %d throttled",
                 ", ".join(f"{t} {n}" for t, n in counts.items()), time.monotonic() - started,
                 time.monotonic() - load_started, stats.total_requests, stats.retries, stats.throttled)
-    return [canvas_status, warehouse_status]
+    return statuses

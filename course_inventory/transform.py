@@ -165,11 +165,13 @@ def accounts_to_df(accounts: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 # A plain tuple, not a NamedTuple: the garbage collector stops tracking an exact tuple of ints and strings
 # after one pass, but keeps re-scanning every NamedTuple in each full collection (~100 ms pauses at large).
 EnrollmentRecord = tuple[int, int, int, int, str, str]
+# A section seen in enrollments: (name, Canvas's `Section.sisId` as text or None).
+SectionInfo = tuple[str, str | None]
 
 
 def enrollment_records(course_id: int, nodes: Iterable[Mapping[str, Any]],
-                       section_names: dict[int, str]) -> list[EnrollmentRecord]:
-    """GraphQL enrollment nodes of one course -> records; each new section's name is added to `section_names`.
+                       sections: dict[int, SectionInfo]) -> list[EnrollmentRecord]:
+    """GraphQL enrollment nodes of one course -> records; each new section's (name, sisId) is added to `sections`.
 
     Converted as pages arrive so the nested JSON (several dicts per enrollment) is not kept for the whole run.
     """
@@ -179,7 +181,8 @@ def enrollment_records(course_id: int, nodes: Iterable[Mapping[str, Any]],
         if not section.get("_id"):
             raise TransformError(f"enrollment {node.get('_id')} of course {course_id} has no section")
         section_id = canvas_int(section["_id"], "section id")
-        section_names.setdefault(section_id, section.get("name") or "")
+        if section_id not in sections:
+            sections[section_id] = (section.get("name") or "", sis_text(section.get("sisId")))
         records.append((
             canvas_int(node.get("_id"), "enrollment id"),
             canvas_int((node.get("course") or {}).get("_id", course_id), "enrollment course"),
@@ -194,17 +197,16 @@ def enrollments_to_df(records: Sequence[EnrollmentRecord]) -> pd.DataFrame:
     return _deduplicated(_frame(records, ENROLLMENT_COLUMNS))
 
 
-def sections_to_df(section_names: Mapping[int, str]) -> pd.DataFrame:
-    """Sections seen in enrollments, without sis_id (that comes from the warehouse)."""
-    rows = [{"canvas_id": section_id, "sis_id": None, "name": name} for section_id, name in section_names.items()]
-    return _deduplicated(_frame(rows, SECTION_COLUMNS))
-
-
-def with_section_sis_ids(sections: pd.DataFrame, sis_ids: Mapping[int, str | None]) -> pd.DataFrame:
-    """Section SIS ids from the warehouse (text, NULL when absent)."""
-    result = sections.copy()
-    result["sis_id"] = pd.Series([sis_text(sis_ids.get(int(i))) for i in result["canvas_id"]], dtype="object")
-    return result[SECTION_COLUMNS]
+def sections_to_df(sections: Mapping[int, SectionInfo],
+                   sis_ids: Mapping[int, str | None] | None = None) -> pd.DataFrame:
+    """Sections seen in enrollments; sis_id is Canvas's `Section.sisId` unless `sis_ids` (chosen elsewhere,
+    e.g. the warehouse's) is given: then it is the value there, NULL for a section it lacks."""
+    rows = [{"canvas_id": section_id, "name": name,
+             "sis_id": canvas_sis if sis_ids is None else sis_text(sis_ids.get(section_id))}
+            for section_id, (name, canvas_sis) in sections.items()]
+    df = _deduplicated(_frame(rows, SECTION_COLUMNS))
+    df["sis_id"] = df["sis_id"].astype(object).where(df["sis_id"].notna(), None)   # NULL, never NaN
+    return df
 
 
 def warehouse_time(value: Any) -> datetime:

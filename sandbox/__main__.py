@@ -25,6 +25,7 @@ from sandbox.gateway import GatewayOptions
 from sandbox.httpserver import CostModel
 from sandbox.runner import ROOT, Sandbox, SandboxOptions
 from sandbox.throttle import ThrottleOptions
+from sandbox.udw_lag import UdwLag
 
 logger = logging.getLogger("sandbox")
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_sandbox_arguments(demo)
     demo.add_argument("--keep-databases", action="store_true", help="do not drop the throwaway databases")
+    demo.add_argument("--no-udw", action="store_true", help="run without a UDW (section SIS ids from Canvas)")
     return parser
 
 
@@ -79,6 +81,10 @@ def _add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
                         help="page style of the course audit log")
     parser.add_argument("--term-ids", type=int, nargs="*", help="CANVAS_TERM_IDS (default: terms in session)")
     parser.add_argument("--services", nargs="*", help="other simulators to run (default: all registered)")
+    parser.add_argument("--udw-lag-missing", type=_share, default=UdwLag().missing_share,
+                        help="share of sections the UDW lacks (created since its last export)")
+    parser.add_argument("--udw-lag-stale", type=_share, default=UdwLag().stale_share,
+                        help="share of sections whose UDW row holds an older SIS id than Canvas")
     parser.add_argument("--pg-host", default="127.0.0.1", help="PostgreSQL host for the UDW")
     parser.add_argument("--pg-port", default="5432", help="PostgreSQL port")
     parser.add_argument("--pg-user", default="postgres", help="PostgreSQL user")
@@ -88,6 +94,13 @@ def _add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mysql-user", default="root", help="inventory MySQL/MariaDB user")
     parser.add_argument("--mysql-password", default="", help="inventory MySQL/MariaDB password")
     parser.add_argument("--log-level", default="INFO", help="logging level")
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def sandbox_options(args: argparse.Namespace, *, env_file: Path | None, udw_dbname: str | None,
@@ -108,6 +121,7 @@ def sandbox_options(args: argparse.Namespace, *, env_file: Path | None, udw_dbna
         services=tuple(args.services) if args.services is not None else None,
         term_ids=tuple(args.term_ids) if args.term_ids else None,
         udw_db={**pg, "dbname": udw_dbname} if udw_dbname else None,
+        udw_lag=UdwLag(missing_share=args.udw_lag_missing, stale_share=args.udw_lag_stale, seed=args.seed),
         inventory_db={**mysql, "dbname": inventory_dbname} if inventory_dbname else None,
         env_file=env_file,
     )
@@ -153,7 +167,8 @@ def describe(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     suffix = uuid.uuid4().hex[:10]
-    udw_name, inventory_name = f"sandbox_udw_{suffix}", f"sandbox_inventory_{suffix}"
+    udw_name = None if args.no_udw else f"sandbox_udw_{suffix}"
+    inventory_name = f"sandbox_inventory_{suffix}"
     with tempfile.TemporaryDirectory(prefix="sandbox-demo-") as directory:
         env_file = Path(directory) / "env.hjson"
         options = replace(sandbox_options(args, env_file=env_file, udw_dbname=udw_name,
@@ -209,7 +224,10 @@ def _drop_mysql_database(params: dict[str, str] | Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "udw_lag_missing", 0.0) + getattr(args, "udw_lag_stale", 0.0) > 1.0:
+        parser.error("--udw-lag-missing + --udw-lag-stale must not exceed 1")
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"serve": serve, "describe": describe, "demo": demo}

@@ -1,8 +1,11 @@
-"""What the inventory tables must hold after a correct COURSE_INVENTORY run (SPEC §7).
+"""What the inventory tables must hold after a correct COURSE_INVENTORY run.
 
 Derived from the generated university with the Canvas rules in `sandbox.university` only — never
 with product code — so tests can compare the product's output with it row for row.
 Datetimes are naive UTC (the inventory database's convention); SIS ids are text or None.
+Section SIS ids are Canvas's (`Section.sis_source_id`) unless the warehouse's are stored: then they are
+what the lagging UDW holds (`warehouse_section_sis_ids`), and `sis_id_disagreements` lists the sections
+where the two differ.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox.udw_lag import UdwLag, warehouse_sis_ids
 from sandbox.university import Course, University
 
 # The fixed column contract of each inventory table, in load order (parents first).
@@ -28,11 +32,13 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 LISTED_ENROLLMENT_TYPES = frozenset({"student", "teacher"})
 
 
-def expected_inventory(u: University, term_ids: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
-    """Rows of every inventory table, each table sorted by its natural key."""
-    unknown = [t for t in term_ids if t not in u.term_by_id]
-    if unknown:
-        raise ValueError(f"terms not in the university: {unknown}")
+def expected_inventory(u: University, term_ids: Sequence[int], *,
+                       section_sis_ids: Mapping[int, str | None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Rows of every inventory table, each table sorted by its natural key.
+
+    `section_sis_ids`: the section SIS ids the job stores when they are not Canvas's own (the warehouse's,
+    `warehouse_section_sis_ids`); a section absent from it gets None.
+    """
     courses = kept_courses(u, term_ids)
     enrollments = [e for c in courses for e in u.graphql_enrollments(c.id)]
     section_ids = sorted({e.section_id for e in enrollments})
@@ -41,7 +47,7 @@ def expected_inventory(u: University, term_ids: Sequence[int]) -> dict[str, list
         "term": [_term_row(u, t) for t in sorted(set(term_ids))],
         "account": [_account_row(u, a) for a in account_ids],
         "course": [_course_row(u, c) for c in courses],
-        "course_section": [_section_row(u, s) for s in section_ids],
+        "course_section": [_section_row(u, s, section_sis_ids) for s in section_ids],
         "enrollment": [
             {"canvas_id": e.id, "course_id": e.course_id, "course_section_id": e.section_id,
              "user_id": e.user_id, "workflow_state": e.state, "role_type": e.type}
@@ -54,6 +60,9 @@ def expected_inventory(u: University, term_ids: Sequence[int]) -> dict[str, list
 def kept_courses(u: University, term_ids: Iterable[int]) -> list[Course]:
     """Courses the accounts/courses listing returns for those terms, with total_students > 0, by id."""
     wanted_terms = set(term_ids)
+    unknown = sorted(wanted_terms - set(u.term_by_id))
+    if unknown:
+        raise ValueError(f"terms not in the university: {unknown}")
     subtree = u.subaccount_ids.get(u.root_account_id, frozenset())
     return sorted(
         (c for c in u.courses
@@ -104,9 +113,33 @@ def _course_row(u: University, course: Course) -> dict[str, Any]:
             "workflow_state": course.workflow_state}
 
 
-def _section_row(u: University, section_id: int) -> dict[str, Any]:
+def inventory_section_ids(u: University, term_ids: Sequence[int]) -> list[int]:
+    """The sections the inventory holds: those of the kept courses' enrollments, by id."""
+    return sorted({e.section_id for c in kept_courses(u, term_ids) for e in u.graphql_enrollments(c.id)})
+
+
+def warehouse_section_sis_ids(u: University, lag: UdwLag) -> dict[int, str | None]:
+    """What the UDW's course_section_dim holds under `lag` (section id -> sis_source_id; no key, no row)."""
+    return warehouse_sis_ids(u.sections, lag, u.seed)
+
+
+def sis_id_disagreements(u: University, term_ids: Sequence[int], lag: UdwLag
+                         ) -> list[tuple[int, str | None, str | None]]:
+    """(section id, Canvas's SIS id, the warehouse's) for each inventory section where they differ; a
+    section the warehouse lacks has None there, so it differs only when Canvas has an id."""
+    warehouse = warehouse_section_sis_ids(u, lag)
+    rows = []
+    for section_id in inventory_section_ids(u, term_ids):
+        canvas = u.section_by_id[section_id].sis_source_id
+        if canvas != warehouse.get(section_id):
+            rows.append((section_id, canvas, warehouse.get(section_id)))
+    return rows
+
+
+def _section_row(u: University, section_id: int, sis_ids: Mapping[int, str | None] | None) -> dict[str, Any]:
     section = u.section_by_id[section_id]
-    return {"canvas_id": section.id, "name": section.name, "sis_id": section.sis_source_id}
+    sis_id = section.sis_source_id if sis_ids is None else sis_ids.get(section_id)
+    return {"canvas_id": section.id, "name": section.name, "sis_id": sis_id}
 
 
 def _usage_rows(u: University, courses: Sequence[Course]) -> list[dict[str, Any]]:

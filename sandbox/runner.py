@@ -31,6 +31,7 @@ from sandbox.faults import FaultOptions
 from sandbox.gateway import GatewayOptions, build_gateway_app
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.throttle import ThrottleOptions
+from sandbox.udw_lag import UdwLag
 from sandbox.university import University
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ class SandboxOptions:
     services: tuple[str, ...] | None = None    # None = every registered service
     service_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     term_ids: tuple[int, ...] | None = None    # CANVAS_TERM_IDS; None = the terms in session
-    udw_db: Mapping[str, str] | None = None    # PostgreSQL params (with dbname) to load the UDW into
+    udw_db: Mapping[str, str] | None = None    # PostgreSQL params (with dbname) to load the UDW into; None = no UDW
+    udw_lag: UdwLag = field(default_factory=UdwLag)   # how far that warehouse trails Canvas
     drop_udw_on_close: bool = False
     inventory_db: Mapping[str, str] | None = None
     env_file: Path | None = None               # None = no file written
@@ -132,7 +134,7 @@ class Sandbox:
             if self.options.udw_db is not None:
                 from sandbox.udw import load_udw  # psycopg2 only when a UDW is asked for
 
-                load_udw(self.university, self.options.udw_db)
+                load_udw(self.university, self.options.udw_db, lag=self.options.udw_lag)
             self.config = self._build_config(service_config)
             if self.options.env_file is not None:
                 self._write_env_file(self.options.env_file)
@@ -223,9 +225,8 @@ class Sandbox:
         config = deep_merge(config, service_config)
         if o.udw_db is not None:
             config["UDW"] = _db_config(o.udw_db)
-        else:                                  # valid but unmistakable: jobs needing the UDW fail clearly
-            config["UDW"] = {"host": "127.0.0.1", "port": "5432", "dbname": "sandbox_udw_not_loaded",
-                             "user": "sandbox", "password": ""}
+        else:                                  # no warehouse: COURSE_INVENTORY takes SIS ids from Canvas
+            config.pop("UDW", None)
         if o.inventory_db is not None:
             config["INVENTORY_DB"] = _db_config(o.inventory_db)
         return config

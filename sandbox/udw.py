@@ -1,8 +1,10 @@
 """Loads the generated university into a PostgreSQL stand-in for the Unizin Data Warehouse (UDW).
 
 Only what the inventory job reads is built: `course_section_dim` (Canvas Data 1 columns, one row per
-section) and `unizin_metadata` (`canvasdatadate`, `schemaversion`). Rows are shaped by the pure
-`course_section_rows` / `metadata_rows`; `load_udw` only does the I/O, with COPY for speed.
+section the last export knew) and `unizin_metadata` (`canvasdatadate`, `schemaversion`). The warehouse
+trails Canvas by default (`sandbox.udw_lag.UdwLag`: some sections missing, some with an older SIS id;
+`NO_LAG` for a warehouse in step). Rows are shaped by the pure `course_section_rows` / `metadata_rows`;
+`load_udw` only does the I/O, with COPY for speed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
+from sandbox.udw_lag import UdwLag, warehouse_sis_ids
 from sandbox.university import Section, University
 
 logger = logging.getLogger(__name__)
@@ -55,8 +58,13 @@ COURSE_SECTION_DIM_COLUMNS = (
 _UNIZIN_METADATA = "CREATE TABLE unizin_metadata (key text PRIMARY KEY, value text)"
 
 
-def load_udw(u: University, db_params: Mapping[str, str], *, create_database: bool = True) -> None:
-    """(Re)build the UDW tables in database db_params["dbname"], creating the database if asked and missing."""
+def load_udw(u: University, db_params: Mapping[str, str], *, create_database: bool = True,
+             lag: UdwLag | None = None) -> None:
+    """(Re)build the UDW tables in database db_params["dbname"], creating the database if asked and missing.
+
+    `lag` (default `UdwLag()`) decides which sections are missing or stale; see sandbox.udw_lag.
+    """
+    rows = list(course_section_rows(u, UdwLag() if lag is None else lag))
     if create_database:
         _create_database(db_params)
     with closing(_connect(db_params, db_params["dbname"])) as conn:
@@ -64,11 +72,11 @@ def load_udw(u: University, db_params: Mapping[str, str], *, create_database: bo
             cur.execute("DROP TABLE IF EXISTS course_section_dim, unizin_metadata")
             cur.execute(_COURSE_SECTION_DIM)
             cur.execute(_UNIZIN_METADATA)
-            _copy(cur, "course_section_dim", COURSE_SECTION_DIM_COLUMNS, course_section_rows(u))
+            _copy(cur, "course_section_dim", COURSE_SECTION_DIM_COLUMNS, rows)
             _copy(cur, "unizin_metadata", ("key", "value"), metadata_rows(u))
             cur.execute("CREATE INDEX course_section_dim_canvas_id ON course_section_dim (canvas_id)")
             cur.execute("ANALYZE course_section_dim")
-    logger.info("UDW %s loaded: %d sections", db_params["dbname"], len(u.sections))
+    logger.info("UDW %s loaded: %d of %d sections", db_params["dbname"], len(rows), len(u.sections))
 
 
 def drop_udw(db_params: Mapping[str, str]) -> None:
@@ -79,13 +87,17 @@ def drop_udw(db_params: Mapping[str, str]) -> None:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_params["dbname"])))
 
 
-def course_section_rows(u: University) -> Iterator[tuple[Any, ...]]:
-    """One course_section_dim row per section, in COURSE_SECTION_DIM_COLUMNS order (naive UTC timestamps)."""
+def course_section_rows(u: University, lag: UdwLag) -> Iterator[tuple[Any, ...]]:
+    """One course_section_dim row per section the warehouse has under `lag`, with the SIS id it holds, in
+    COURSE_SECTION_DIM_COLUMNS order (naive UTC timestamps)."""
     first_section: dict[int, int] = {}
     for section in u.sections:                        # Canvas creates the default section first
         first_section.setdefault(section.course_id, section.id)
+    sis_ids = warehouse_sis_ids(u.sections, lag, u.seed)
     for section in u.sections:
-        yield _section_row(u, section, is_default=first_section[section.course_id] == section.id)
+        if section.id in sis_ids:
+            yield _section_row(u, section, sis_ids[section.id],
+                               is_default=first_section[section.course_id] == section.id)
 
 
 def metadata_rows(u: University) -> list[tuple[str, str]]:
@@ -97,7 +109,8 @@ def format_canvasdatadate(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")
 
 
-def _section_row(u: University, section: Section, *, is_default: bool) -> tuple[Any, ...]:
+def _section_row(u: University, section: Section, sis_source_id: str | None, *,
+                 is_default: bool) -> tuple[Any, ...]:
     course = u.course_by_id[section.course_id]
     term = u.term_by_id[course.term_id]
     created = course.created_at + timedelta(minutes=0 if is_default else 5 + section.id % 600)
@@ -106,7 +119,7 @@ def _section_row(u: University, section: Section, *, is_default: bool) -> tuple[
         is_default, True, None, _naive(term.start_at), _naive(term.end_at), _naive(created),
         _naive(max(created, u.canvasdatadate - timedelta(days=1 + section.id % 90))),
         "deleted" if course.workflow_state == "deleted" else "active",
-        False, None, section.sis_source_id,
+        False, None, sis_source_id,
     )
 
 

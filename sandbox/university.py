@@ -65,7 +65,7 @@ class Section:
     id: int
     course_id: int
     name: str
-    sis_source_id: str | None        # what the UDW's course_section_dim holds
+    sis_source_id: str | None        # Canvas's value (GraphQL Section.sisId); the UDW may lag (sandbox/udw_lag.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ POSTGRES = {
     "password": os.environ.get("TEST_PG_PASSWORD", ""),
 }
 CONFIG_KEYS = ("ENV_DIR", "ENV_FILE", "HOW_STARTED", "LOG_LEVEL", "JOB_NAMES", "CREATE_CSVS", "MAX_REQ_ATTEMPTS",
-               "NUM_ASYNC_WORKERS", "CANVAS", "ZOOM", "MIVIDEO", "UDW", "INVENTORY_DB")
+               "NUM_ASYNC_WORKERS", "CANVAS", "ZOOM", "MIVIDEO", "UDW", "SECTION_SIS_IDS_FROM", "INVENTORY_DB")
 
 
 def _mysql_admin() -> pymysql.Connection:

@@ -1,4 +1,5 @@
-"""Start the Canvas + gateway simulators (and load the UDW) for a test, and the matching configuration."""
+"""Start the Canvas + gateway simulators (and load the UDW, when one is given) for a test, and the matching
+configuration (without a `UDW` section when no warehouse is given)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sandbox.canvas_rest import CanvasOptions, build_canvas_app
 from sandbox.gateway import GatewayOptions, build_gateway_app
 from sandbox.httpserver import ServerOptions, SimServer
 from sandbox.udw import load_udw
+from sandbox.udw_lag import NO_LAG, UdwLag
 from sandbox.university import University
 
 CANVAS_TOKEN = "canvas-sandbox-token"
@@ -24,10 +26,14 @@ class CanvasSandbox:
 
 
 @contextmanager
-def canvas_sandbox(university: University, *, udw_db: dict[str, str], inventory_db: dict[str, str],
+def canvas_sandbox(university: University, *, udw_db: dict[str, str] | None, inventory_db: dict[str, str],
                    term_ids: list[int], options: ServerOptions | None = None, workers: int = 8,
-                   attempts: int = 5, zoom_base_url: str = "https://applications.zoom.us") -> Iterator[CanvasSandbox]:
-    load_udw(university, udw_db, create_database=False)
+                   attempts: int = 5, zoom_base_url: str = "https://applications.zoom.us",
+                   udw_lag: UdwLag = NO_LAG, sis_ids_from: str | None = None) -> Iterator[CanvasSandbox]:
+    """`udw_lag`: how far the loaded warehouse trails Canvas (none by default here, so tests that are not
+    about the lag compare with Canvas's values); `sis_ids_from`: SECTION_SIS_IDS_FROM, when set."""
+    if udw_db is not None:
+        load_udw(university, udw_db, create_database=False, lag=udw_lag)
     canvas_app, rest = build_canvas_app(university, CanvasOptions(tokens=frozenset({CANVAS_TOKEN}),
                                                                   zoom_base_url=zoom_base_url,
                                                                   seed=university.seed))
@@ -46,9 +52,12 @@ def canvas_sandbox(university: University, *, udw_db: dict[str, str], inventory_
             "CANVAS_TOKEN": CANVAS_TOKEN,
         },
         "ZOOM": {"BASE_URL": zoom_base_url},
-        "UDW": dict(udw_db),
         "INVENTORY_DB": dict(inventory_db),
     }
+    if udw_db is not None:
+        env["UDW"] = dict(udw_db)
+    if sis_ids_from is not None:
+        env["SECTION_SIS_IDS_FROM"] = sis_ids_from
     try:
         yield CanvasSandbox(canvas, gateway, env)
     finally:

@@ -21,6 +21,7 @@ from sandbox.__main__ import build_parser, main, sandbox_options
 from sandbox.httpapp import App, Request, json_response
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.runner import ENV_TEMPLATE, ROOT, Sandbox, SandboxOptions, default_term_ids, register_service
+from sandbox.udw_lag import NO_LAG, UdwLag
 from tests.sandbox.test_canvas_rest import tiny_university
 
 FREE = CostModel(overhead_ms=0, per_record_ms=0)
@@ -57,8 +58,9 @@ def test_sandbox_wires_canvas_gateway_and_services_into_a_valid_env_file(tmp_pat
         env = environ.load_env(env_file)                                # validates against env_schema.hjson
         template = hjson.loads(ENV_TEMPLATE.read_text())
         assert set(env) >= set(template)
-        for section in ("CANVAS", "MIVIDEO", "UDW", "INVENTORY_DB", "ZOOM"):
+        for section in ("CANVAS", "MIVIDEO", "INVENTORY_DB", "ZOOM"):
             assert set(env[section]) >= set(template[section])
+        assert "UDW" not in env                                         # no warehouse asked for: none configured
         canvas = env["CANVAS"]
         assert canvas["CANVAS_URL"] == sandbox.urls()["canvas"] and list(canvas["CANVAS_TERM_IDS"]) == [7]
         assert env["ZOOM"]["BASE_URL"] == sandbox.urls()["zoom"] and env["MIVIDEO"]["kaltura_partner_id"] == 4242
@@ -104,7 +106,7 @@ def test_udw_is_loaded_into_postgres_and_dropped():
 
     params = {**POSTGRES, "dbname": f"sbx_udw_{uuid.uuid4().hex[:10]}"}
     university = tiny_university()
-    options = SandboxOptions(services=(), cost=FREE, udw_db=params, drop_udw_on_close=True)
+    options = SandboxOptions(services=(), cost=FREE, udw_db=params, drop_udw_on_close=True, udw_lag=NO_LAG)
     with Sandbox(university, options) as sandbox:
         assert sandbox.config["UDW"]["dbname"] == params["dbname"]
         with psycopg2.connect(**params) as conn, conn.cursor() as cur:
@@ -135,6 +137,25 @@ def test_fault_options_from_the_command_line():
     assert options.gateway.token_ttl == 60 and options.udw_db is None
 
 
+def test_udw_lag_options_from_the_command_line():
+    args = build_parser().parse_args(["serve", "--udw-lag-missing", "0.25", "--udw-lag-stale", "0.5", "--seed", "9"])
+    options = sandbox_options(args, env_file=None, udw_dbname="w", inventory_dbname=None)
+    assert options.udw_lag == UdwLag(missing_share=0.25, stale_share=0.5, seed=9)
+    defaults = sandbox_options(build_parser().parse_args(["serve"]), env_file=None, udw_dbname=None,
+                               inventory_dbname=None)
+    assert (defaults.udw_lag.missing_share, defaults.udw_lag.stale_share) == (UdwLag().missing_share,
+                                                                              UdwLag().stale_share)
+
+
+@pytest.mark.parametrize(("arguments", "message"), [(["--udw-lag-missing", "1.5"], "between 0 and 1"),
+                                                    (["--udw-lag-missing", "0.6", "--udw-lag-stale", "0.5"],
+                                                     "must not exceed 1")])
+def test_impossible_udw_lag_is_a_usage_error(capsys, arguments, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", *arguments])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_help_documents_every_option():
     parser = build_parser()
     serve = parser._subparsers._group_actions[0].choices["serve"]          # noqa: SLF001 - inspect argparse
@@ -143,7 +164,8 @@ def test_help_documents_every_option():
             assert action.help, f"{action.option_strings} lacks help"
     text = serve.format_help()
     for option in ("--latency-ms", "--fault-rate", "--fault-bad-json", "--throttle-status", "--token-ttl",
-                   "--port-base", "--env-file", "--udw-dbname", "--inventory-dbname"):
+                   "--port-base", "--env-file", "--udw-dbname", "--inventory-dbname", "--udw-lag-missing",
+                   "--udw-lag-stale"):
         assert option in text
 
 
@@ -170,6 +192,7 @@ def test_serve_runs_until_sigterm_and_prints_stats(tmp_path):
         urls = dict(line.strip().rsplit(maxsplit=1) for line in lines[:-1])
         assert set(urls) == {"canvas", "gateway", "env file"} and urls["env file"] == str(env_file)
         env = environ.load_env(env_file)
+        assert "UDW" not in env                                     # serve without --udw-dbname: no warehouse
         got = requests.get(f"{urls['canvas']}/api/v1/accounts/1", timeout=5,
                            headers={"Authorization": f"Bearer {env['CANVAS']['CANVAS_TOKEN']}"})
         assert got.status_code == 200

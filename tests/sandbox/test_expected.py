@@ -7,8 +7,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from sandbox.expected import TABLE_COLUMNS, expected_inventory, kept_courses, naive_utc, rows_as_sorted_tuples
+from sandbox.expected import (
+    TABLE_COLUMNS,
+    expected_inventory,
+    inventory_section_ids,
+    kept_courses,
+    naive_utc,
+    rows_as_sorted_tuples,
+    sis_id_disagreements,
+    warehouse_section_sis_ids,
+)
 from sandbox.generator import generate_university
+from sandbox.udw_lag import NO_LAG, Fate, UdwLag, section_fates
 from sandbox.university import (
     Account,
     ActivityDay,
@@ -154,6 +164,25 @@ def test_enrollments_sections_accounts_terms_and_usage(tiny: Tiny) -> None:
         {"course_id": 100, "views": 0, "participations": 0, "date": date(2025, 9, 3)}]
 
 
+def test_section_sis_ids_of_a_warehouse_that_lacks_every_section(tiny: Tiny) -> None:
+    u, lag = tiny.build(), UdwLag(missing_share=1.0, stale_share=0.0)
+    assert warehouse_section_sis_ids(u, lag) == {}
+    # Sections 1100 and 1106 have no SIS id in Canvas either: only 1108 ("SIS108") differs.
+    assert sis_id_disagreements(u, [10], lag) == [(1_108, "SIS108", None)]
+    stored = expected_inventory(u, [10], section_sis_ids=warehouse_section_sis_ids(u, lag))["course_section"]
+    assert {s["canvas_id"]: s["sis_id"] for s in stored} == {1_100: None, 1_106: None, 1_108: None}
+
+
+def test_section_sis_ids_of_a_warehouse_where_every_row_is_stale(tiny: Tiny) -> None:
+    u, lag = tiny.build(), UdwLag(missing_share=0.0, stale_share=1.0)
+    older = {1_100: "PREV-1100", 1_106: "PREV-1106", 1_108: None}      # even id with an id: assigned since
+    assert sis_id_disagreements(u, [10], lag) == [(1_100, None, "PREV-1100"), (1_106, None, "PREV-1106"),
+                                                  (1_108, "SIS108", None)]
+    stored = expected_inventory(u, [10], section_sis_ids=warehouse_section_sis_ids(u, lag))["course_section"]
+    assert {s["canvas_id"]: s["sis_id"] for s in stored} == older
+    assert sis_id_disagreements(u, [10], NO_LAG) == []
+
+
 def test_term_without_dates_or_sis_id(tiny: Tiny) -> None:
     term = expected_inventory(tiny.build(), [20])["term"]
     assert term == [{"canvas_id": 20, "name": "Default Term", "sis_id": None, "start_at": None, "end_at": None}]
@@ -223,6 +252,23 @@ def test_generated_inventory_has_the_messy_values(generated: tuple[University, d
         assert None in sis and any(s is not None and not s.isdigit() for s in sis), table
     assert max(sum(1 for e in expected["enrollment"] if e["course_id"] == cid)
                for cid in {c["canvas_id"] for c in expected["course"]}) > 250
+
+
+def test_disagreements_follow_from_the_lag_fates(generated: tuple[University, dict]) -> None:
+    u, expected = generated
+    terms, lag = [t.id for t in u.terms], UdwLag(missing_share=0.1, stale_share=0.1, seed=4)
+    fates = section_fates(u.sections, lag, u.seed)
+    inventory = inventory_section_ids(u, terms)
+    assert inventory == [s["canvas_id"] for s in expected["course_section"]]
+    # Every stale row differs; a missing one differs only when Canvas has a SIS id.
+    wanted = {i for i in inventory if fates[i] is Fate.STALE
+              or (fates[i] is Fate.MISSING and u.section_by_id[i].sis_source_id is not None)}
+    found = sis_id_disagreements(u, terms, lag)
+    assert {i for i, _, _ in found} == wanted and len(wanted) > 10
+    assert any(fates[i] is Fate.MISSING and u.section_by_id[i].sis_source_id is None for i in inventory)
+    stored = expected_inventory(u, terms, section_sis_ids=warehouse_section_sis_ids(u, lag))["course_section"]
+    canvas = {s["canvas_id"]: s["sis_id"] for s in expected["course_section"]}
+    assert {s["canvas_id"] for s in stored if s["sis_id"] != canvas[s["canvas_id"]]} == wanted
 
 
 def test_a_term_subset_keeps_only_its_courses(generated: tuple[University, dict]) -> None:

@@ -20,6 +20,7 @@ from sandbox.udw import (
     format_canvasdatadate,
     load_udw,
 )
+from sandbox.udw_lag import NO_LAG, Fate, UdwLag, section_fates, warehouse_sis_ids
 from sandbox.university import Section, University
 from tests.conftest import POSTGRES
 
@@ -43,11 +44,23 @@ def small() -> University:
     return generate_university("small", seed=42)
 
 
+LAG = UdwLag(missing_share=0.1, stale_share=0.15, seed=3)
+
+
 @pytest.fixture(scope="module")
 def loaded(small: University) -> Iterator[dict[str, str]]:
-    """One database loaded with the small university, shared by the read-only tests."""
+    """One database loaded with the small university and no lag, shared by the read-only tests."""
     params = fresh_params()
-    load_udw(small, params)
+    load_udw(small, params, lag=NO_LAG)
+    yield params
+    drop_udw(params)
+
+
+@pytest.fixture(scope="module")
+def lagging(small: University) -> Iterator[dict[str, str]]:
+    """The small university in a warehouse trailing Canvas by LAG."""
+    params = fresh_params()
+    load_udw(small, params, lag=LAG)
     yield params
     drop_udw(params)
 
@@ -75,6 +88,24 @@ def test_sections_are_loaded_one_row_each_with_sis_ids(loaded: dict[str, str], s
     assert None in found.values()
 
 
+def test_a_lagging_warehouse_lacks_some_sections_and_holds_older_ids_of_others(lagging: dict[str, str],
+                                                                              small: University) -> None:
+    rows = dict(query(lagging, "SELECT canvas_id, sis_source_id FROM course_section_dim"))
+    fates = section_fates(small.sections, LAG, small.seed)
+    canvas = {s.id: s.sis_source_id for s in small.sections}
+    assert set(rows) == {i for i, fate in fates.items() if fate is not Fate.MISSING}
+    assert {i for i in rows if rows[i] != canvas[i]} == {i for i, fate in fates.items() if fate is Fate.STALE}
+    assert rows == warehouse_sis_ids(small.sections, LAG, small.seed)
+    assert 0 < len(canvas) - len(rows) < len(canvas)
+
+
+def test_default_load_trails_canvas(db_params: dict[str, str], small: University) -> None:
+    load_udw(small, db_params)
+    rows = dict(query(db_params, "SELECT canvas_id, sis_source_id FROM course_section_dim"))
+    assert rows == warehouse_sis_ids(small.sections, UdwLag(), small.seed)
+    assert len(rows) < len(small.sections)
+
+
 def test_section_dimension_is_consistent_with_the_university(loaded: dict[str, str], small: University) -> None:
     columns = [r[0] for r in query(loaded, "SELECT column_name FROM information_schema.columns WHERE "
                                            "table_name = 'course_section_dim' ORDER BY ordinal_position")]
@@ -94,7 +125,7 @@ def test_metadata_holds_the_canvasdatadate(loaded: dict[str, str], small: Univer
 
 
 def test_load_into_an_existing_database(udw_db_params: dict[str, str], small: University) -> None:
-    load_udw(small, udw_db_params, create_database=False)
+    load_udw(small, udw_db_params, create_database=False, lag=NO_LAG)
     assert query(udw_db_params, "SELECT count(*) FROM course_section_dim")[0][0] == len(small.sections)
 
 
@@ -102,9 +133,9 @@ def test_reload_replaces_tables_and_drop_removes_database(db_params: dict[str, s
     other = generate_university("small", seed=43, courses_with_students=5, courses_without_students=2,
                                 deleted_courses=0, enrollments=100, big_courses=0)
     assert not database_exists(db_params)
-    load_udw(small, db_params)
+    load_udw(small, db_params, lag=NO_LAG)
     assert database_exists(db_params)
-    load_udw(other, db_params)                           # database exists now: tables are replaced
+    load_udw(other, db_params, lag=NO_LAG)               # database exists now: tables are replaced
     assert query(db_params, "SELECT count(*) FROM course_section_dim")[0][0] == len(other.sections)
     canvasdatadate = query(db_params, "SELECT value FROM unizin_metadata WHERE key = 'canvasdatadate'")[0][0]
     assert canvasdatadate == format_canvasdatadate(other.canvasdatadate)
@@ -117,7 +148,7 @@ def test_awkward_text_survives_copy(udw_db_params: dict[str, str], small: Univer
     sections = [Section(s.id, s.course_id, name, s.sis_source_id)
                 for s, name in zip(small.sections, awkward, strict=False)] + small.sections[len(awkward):]
     university = dataclasses.replace(small, sections=sections)
-    load_udw(university, udw_db_params, create_database=False)
+    load_udw(university, udw_db_params, create_database=False, lag=NO_LAG)
     names = dict(query(udw_db_params, "SELECT canvas_id, name FROM course_section_dim"))
     assert [names[s.id] for s in sections[: len(awkward)]] == awkward
 
@@ -129,7 +160,7 @@ def test_copy_text_format() -> None:
 
 
 def test_rows_follow_the_column_order(small: University) -> None:
-    rows = list(course_section_rows(small))
+    rows = list(course_section_rows(small, NO_LAG))
     assert len(rows) == len(small.sections) and all(len(r) == len(COURSE_SECTION_DIM_COLUMNS) for r in rows)
     by_column = dict(zip(COURSE_SECTION_DIM_COLUMNS, rows[0], strict=True))
     assert by_column["canvas_id"] == small.sections[0].id and by_column["default_section"] is True

@@ -62,28 +62,40 @@ def test_activity_rows_ignore_id_and_dedupe_by_date():
 
 
 def test_enrollments_and_sections_from_graphql_nodes():
-    node = {"_id": "9001", "state": "active", "type": "StudentEnrollment", "section": {"_id": "3001", "name": "Sec"},
+    node = {"_id": "9001", "state": "active", "type": "StudentEnrollment",
+            "section": {"_id": "3001", "name": "Sec", "sisId": " 2510EECS001 "},
             "user": {"_id": "5001"}, "course": {"_id": "101"}}
-    other = {**node, "_id": "9002", "section": {"_id": "3002", "name": None}, "course": None}
-    section_names: dict[int, str] = {}
-    records = transform.enrollment_records(101, [node, node, other], section_names)
-    assert section_names == {3001: "Sec", 3002: ""}
+    other = {**node, "_id": "9002", "section": {"_id": "3002", "name": None, "sisId": None}, "course": None}
+    # Another page naming section 3001 again: the first sighting is kept.
+    again = {**node, "_id": "9003", "section": {"_id": "3001", "name": "Renamed", "sisId": "X"}}
+    sections: dict[int, transform.SectionInfo] = {}
+    records = transform.enrollment_records(101, [node, node, other, again], sections)
+    assert sections == {3001: ("Sec", "2510EECS001"), 3002: ("", None)}
     gc.collect()
     assert not any(gc.is_tracked(record) for record in records), "records must not stay in the collector's lists"
     enrollments = transform.enrollments_to_df(records)
-    assert enrollments.to_dict("records") == [
+    assert enrollments.to_dict("records")[:2] == [
         {"canvas_id": 9001, "course_id": 101, "course_section_id": 3001, "user_id": 5001, "workflow_state": "active",
          "role_type": "StudentEnrollment"},
         {"canvas_id": 9002, "course_id": 101, "course_section_id": 3002, "user_id": 5001, "workflow_state": "active",
          "role_type": "StudentEnrollment"}]
     assert list(enrollments.dtypes.astype(str))[:4] == ["Int64"] * 4
-    with_sis = transform.with_section_sis_ids(transform.sections_to_df(section_names), {3001: "SEC-1"})
-    assert with_sis.to_dict("records") == [{"canvas_id": 3001, "sis_id": "SEC-1", "name": "Sec"},
-                                           {"canvas_id": 3002, "sis_id": None, "name": ""}]
     with pytest.raises(TransformError, match="no section"):
         transform.enrollment_records(101, [{**node, "section": None}], {})
     with pytest.raises(TransformError, match="enrollment user"):
         transform.enrollment_records(101, [{**node, "user": {"_id": "x"}}], {})
+
+
+def test_section_rows_carry_canvas_sis_ids_unless_others_are_chosen():
+    sections = {3002: ("B", None), 3001: ("A", "SEC-1"), 3003: ("C", "SEC-3")}
+    from_canvas = transform.sections_to_df(sections)
+    assert list(from_canvas.columns) == transform.SECTION_COLUMNS
+    assert from_canvas.to_dict("records") == [{"canvas_id": 3001, "sis_id": "SEC-1", "name": "A"},
+                                              {"canvas_id": 3002, "sis_id": None, "name": "B"},
+                                              {"canvas_id": 3003, "sis_id": "SEC-3", "name": "C"}]
+    chosen = transform.sections_to_df(sections, {3001: "UDW-1", 3002: 4711, 3003: "  "})   # 3003: blank = NULL
+    assert chosen["sis_id"].tolist() == ["UDW-1", "4711", None]
+    assert transform.sections_to_df(sections, {})["sis_id"].isna().all()                  # none in the chosen source
 
 
 @pytest.mark.parametrize("value", ["2020-01-15 04:12:33.123456+00:00", "2020-01-15 04:12:33.123456+0000",
@@ -92,9 +104,13 @@ def test_warehouse_time_accepts_the_formats_udw_produces(value):
     assert transform.warehouse_time(value) == datetime(2020, 1, 15, 4, 12, 33, 123456, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("count", [1, 10])
+@pytest.mark.parametrize("count", [1, 10, 20])
 def test_enrollment_query_validates_against_canvas_schema(count):
     schema = graphql.build_schema(SCHEMA.read_text())
-    assert graphql.validate(schema, graphql.parse(enrollments_query(count))) == []
+    document = graphql.parse(enrollments_query(count))
+    assert graphql.validate(schema, document) == []
+    section = schema.type_map["Section"].fields
+    assert "sisId" in section and graphql.get_named_type(section["sisId"].type).name == "String"
+    assert enrollments_query(count).count("section { _id name sisId }") == count
     variables = enrollments_variables([(i, None) for i in range(count)])
     assert variables["first"] == 100 and variables[f"id{count - 1}"] == str(count - 1)
