@@ -69,8 +69,9 @@ def _add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--fault-{kind.value.replace('_', '-')}", type=float, default=None, dest=kind.value,
                             help=f"probability of a '{kind.value}' fault (overrides the --fault-rate share)")
     parser.add_argument("--slow-seconds", type=float, default=30.0, help="delay of a 'slow' fault")
-    parser.add_argument("--max-consecutive-faults", type=int, default=2,
-                        help="after this many faults in a row the same logical request succeeds")
+    parser.add_argument("--max-consecutive-faults", type=int, default=None,
+                        help="force success after this many faults in a row on one logical request "
+                             "(default: independent draws, as a real service fails)")
     parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=403,
                         help="status of a throttled Canvas/gateway request")
     parser.add_argument("--no-throttle", action="store_true", help="disable Canvas's leaky-bucket throttle")
