@@ -104,6 +104,8 @@ class SimServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"sim-{self.name}", daemon=True)
         self._thread.start()
+        for callback in self.app.on_start:
+            callback(self.url)
         logger.info("%s simulator listening on %s", self.name, self.url)
         return self
 
@@ -330,6 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=Headers(list(self.headers.items())),
             body=body,
             base_url=sim.url,
+            client=str(self.client_address[0]),
         )
         sim.stats.enter()
         try:
