@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sandbox.canvas_rest import CanvasOptions
+from sandbox.canvas_options import PERMISSIONS, CanvasOptions
 from sandbox.faults import FaultKind, FaultOptions
 from sandbox.gateway import GatewayOptions
 from sandbox.httpserver import CostModel
@@ -114,8 +114,18 @@ def _add_outage_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_canvas_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="lifetime of gateway tokens, seconds")
+    parser.add_argument("--gateway-rewrite-links", action="store_true",
+                        help="the gateway rewrites Canvas's Link headers onto itself (default: Canvas-host links "
+                             "passed on unchanged)")
     parser.add_argument("--audit-pagination", choices=("bookmark", "numbered"), default="bookmark",
                         help="page style of the course audit log")
+    parser.add_argument("--roster-churn", type=float, default=0.0,
+                        help="chance that a follow-up enrollmentsConnection page finds a returned row moved to "
+                             "the end (unordered offset paging)")
+    parser.add_argument("--token-permissions", nargs="*", default=None, choices=sorted(PERMISSIONS),
+                        help="the only permissions Canvas grants the token (default: all)")
+    parser.add_argument("--reusable-verifiers", action="store_true",
+                        help="LTI launch verifiers work more than once (Canvas deletes them once used)")
 
 
 def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,8 +148,11 @@ def sandbox_options(args: argparse.Namespace, *, env_file: Path | None, udw_dbna
         seed=args.seed, host=args.host, port_base=args.port_base, latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms, faults=_fault_options(args), throttle=_throttle_options(args),
         cost=CostModel(overhead_ms=args.overhead_ms, per_record_ms=args.per_record_ms),
-        canvas=CanvasOptions(seed=args.seed, audit_pagination=args.audit_pagination),
-        gateway=GatewayOptions(token_ttl=args.token_ttl),
+        canvas=CanvasOptions(seed=args.seed, audit_pagination=args.audit_pagination, roster_churn=args.roster_churn,
+                             single_use_verifier=not args.reusable_verifiers,
+                             token_permissions=None if args.token_permissions is None
+                             else frozenset(args.token_permissions)),
+        gateway=GatewayOptions(token_ttl=args.token_ttl, rewrite_links=args.gateway_rewrite_links),
         services=tuple(args.services) if args.services is not None else None,
         term_ids=tuple(args.term_ids) if args.term_ids else None,
         udw_db={**pg, "dbname": udw_dbname} if udw_dbname else None,
@@ -259,7 +272,13 @@ def _drop_mysql_database(params: dict[str, str] | Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("serve", "demo"):
+        try:                                   # refuse an option value the simulators reject, in one line
+            sandbox_options(args, env_file=None, udw_dbname=None, inventory_dbname=None)
+        except ValueError as error:
+            parser.error(str(error))
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"serve": serve, "describe": describe, "demo": demo}

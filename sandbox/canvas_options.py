@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,10 +47,6 @@ class CanvasOptions:
     def allows(self, *permissions: str) -> bool:
         """Whether the tokens hold any of `permissions` (Canvas's grants_any_right?)."""
         return self.token_permissions is None or any(p in self.token_permissions for p in permissions)
-
-
-def permissions_from(names: Iterable[str] | None) -> frozenset[str] | None:
-    return None if names is None else frozenset(names)
 
 
 def unauthorized() -> Response:
