@@ -1,4 +1,4 @@
-"""What the inventory tables must hold after a correct COURSE_INVENTORY run (SPEC §7).
+"""What the inventory tables must hold after a correct COURSE_INVENTORY run.
 
 Derived from the generated university with the Canvas rules in `sandbox.university` only — never
 with product code — so tests can compare the product's output with it row for row.

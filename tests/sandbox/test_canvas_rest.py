@@ -1,4 +1,4 @@
-"""Canvas REST simulator: auth, pagination (§C.3), filters, audit log, analytics, tabs and LTI launch."""
+"""Canvas REST simulator: auth, pagination (lib/api.rb), filters, audit log, analytics, tabs and LTI launch."""
 
 from __future__ import annotations
 
