@@ -81,6 +81,19 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outage-hosts", nargs="+", default=None, help="e.g. canvas gateway (default: all)")
 
 
+def settings_text(args: argparse.Namespace) -> str:
+    return (f"throttle={args.throttle_status} hwm={args.throttle_hwm:g} outflow={args.throttle_outflow:g} "
+            f"up-front={args.throttle_up_front:g} maximum={args.throttle_maximum:g} roster-churn={args.roster_churn:g}")
+
+
+def with_server(result: dict, server: dict | None, args: argparse.Namespace) -> dict:
+    """The worker's result plus the simulator's view; utilisation against the outflow this run used."""
+    if server is not None:
+        result["server"] = server
+    result["throttle_utilisation"] = result["charged_cost"] / (result["api_wall_s"] * args.throttle_outflow)
+    return result
+
+
 def stop_sandbox(process: subprocess.Popen) -> dict | None:
     """Stop the sandbox; its Canvas server's statistics (printed as JSON on the way out), if readable."""
     process.terminate()
@@ -93,9 +106,7 @@ def stop_sandbox(process: subprocess.Popen) -> dict | None:
 
 def report(result: dict, args: argparse.Namespace) -> str:
     lines = [f"COURSE_INVENTORY benchmark: scale={args.scale} latency={args.latency_ms}ms "
-             f"workers(ceiling)={result['workers']} throttle={args.throttle_status} hwm={args.throttle_hwm:g} "
-             f"outflow={args.throttle_outflow:g} up-front={args.throttle_up_front:g} "
-             f"maximum={args.throttle_maximum:g} roster-churn={args.roster_churn:g}",
+             f"workers(ceiling)={result['workers']} {settings_text(args)}",
              f"  API phase wall time       {result['api_wall_s']:8.1f} s",
              "  phases (start..end s, items):"]
     for name, span in sorted(result["phases"].items(), key=lambda item: item[1]["start_s"]):
@@ -175,10 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         server = stop_sandbox(sandbox) if sandbox is not None else None
         drop_mysql_database(inventory_params)
         drop_pg_database({**POSTGRES, "dbname": udw})
-    if server is not None:
-        result["server"] = server
-    # The worker measures against Canvas's default outflow; rescale for the one this run used.
-    result["throttle_utilisation"] = result["charged_cost"] / (result["api_wall_s"] * args.throttle_outflow)
+    result = with_server(result, server, args)
     text = report(result, args)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
