@@ -1,6 +1,7 @@
 """Benchmark COURSE_INVENTORY against the sandbox: throttle use, phase overlap, load speed, memory.
 
     python -m bench.course_inventory --scale medium --latency-ms 50 --workers 32 [--timeline]
+    python -m bench.course_inventory --throttle-hwm 300 --throttle-up-front 100   # a stricter Canvas
 
 Starts `python -m sandbox serve` (Canvas + gateway with Canvas's default throttle) in one process, runs the
 job in another (bench/inventory_worker.py, so peak memory is the job's own), prints a report and writes it to
@@ -22,6 +23,7 @@ import hjson
 
 from db.availability import ensure_database
 from db.migrations import apply_migrations
+from sandbox.throttle import ThrottleOptions
 from tests.conftest import MYSQL, POSTGRES, drop_mysql_database, drop_pg_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ def all_term_ids(scale: str, seed: int) -> list[int]:
 def start_sandbox(args: argparse.Namespace, env_file: Path, udw: str, inventory: str,
                   term_ids: list[int]) -> subprocess.Popen:
     command = [sys.executable, "-m", "sandbox", "serve", "--scale", args.scale, "--seed", str(args.seed),
-               "--latency-ms", str(args.latency_ms), "--throttle-status", str(args.throttle_status),
+               "--latency-ms", str(args.latency_ms), *sandbox_flags(args),
                "--services", "--env-file", str(env_file), "--udw-dbname", udw, "--inventory-dbname", inventory,
                "--term-ids", *map(str, term_ids), "--log-level", "WARNING"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -49,6 +51,47 @@ def start_sandbox(args: argparse.Namespace, env_file: Path, udw: str, inventory:
             break
     process.terminate()
     raise SystemExit("the sandbox did not start")
+
+
+def sandbox_flags(args: argparse.Namespace) -> list[str]:
+    """The sandbox options this benchmark passes through (python -m sandbox serve --help)."""
+    flags = ["--throttle-status", str(args.throttle_status), "--throttle-hwm", str(args.throttle_hwm),
+             "--throttle-outflow", str(args.throttle_outflow), "--throttle-up-front", str(args.throttle_up_front),
+             "--throttle-maximum", str(args.throttle_maximum), "--roster-churn", str(args.roster_churn)]
+    if args.outage_after_requests is not None:
+        flags += ["--outage-after-requests", str(args.outage_after_requests), "--outage-seconds",
+                  str(args.outage_seconds)]
+        if args.outage_hosts:
+            flags += ["--outage-hosts", *args.outage_hosts]
+    return flags
+
+
+def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    throttle = ThrottleOptions()
+    parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=throttle.status)
+    parser.add_argument("--throttle-hwm", type=float, default=throttle.hwm, help="Canvas bucket high-water mark")
+    parser.add_argument("--throttle-outflow", type=float, default=throttle.leak, help="leak rate, units/s")
+    parser.add_argument("--throttle-up-front", type=float, default=throttle.up_front,
+                        help="cost reserved per request in flight")
+    parser.add_argument("--throttle-maximum", type=float, default=throttle.maximum, help="bucket maximum")
+    parser.add_argument("--roster-churn", type=float, default=0.0, help="see python -m sandbox serve --help")
+    parser.add_argument("--outage-after-requests", type=int, default=None,
+                        help="take the outage hosts down after this many requests")
+    parser.add_argument("--outage-seconds", type=float, default=30.0, help="length of that outage")
+    parser.add_argument("--outage-hosts", nargs="+", default=None, help="e.g. canvas gateway (default: all)")
+
+
+def settings_text(args: argparse.Namespace) -> str:
+    return (f"throttle={args.throttle_status} hwm={args.throttle_hwm:g} outflow={args.throttle_outflow:g} "
+            f"up-front={args.throttle_up_front:g} maximum={args.throttle_maximum:g} roster-churn={args.roster_churn:g}")
+
+
+def with_server(result: dict, server: dict | None, args: argparse.Namespace) -> dict:
+    """The worker's result plus the simulator's view; utilisation against the outflow this run used."""
+    if server is not None:
+        result["server"] = server
+    result["throttle_utilisation"] = result["charged_cost"] / (result["api_wall_s"] * args.throttle_outflow)
+    return result
 
 
 def stop_sandbox(process: subprocess.Popen) -> dict | None:
@@ -63,7 +106,7 @@ def stop_sandbox(process: subprocess.Popen) -> dict | None:
 
 def report(result: dict, args: argparse.Namespace) -> str:
     lines = [f"COURSE_INVENTORY benchmark: scale={args.scale} latency={args.latency_ms}ms "
-             f"workers(ceiling)={result['workers']} throttle={args.throttle_status}",
+             f"workers(ceiling)={result['workers']} {settings_text(args)}",
              f"  API phase wall time       {result['api_wall_s']:8.1f} s",
              "  phases (start..end s, items):"]
     for name, span in sorted(result["phases"].items(), key=lambda item: item[1]["start_s"]):
@@ -75,7 +118,7 @@ def report(result: dict, args: argparse.Namespace) -> str:
         f"  requests                  {result['total_requests']:8d}   {result['requests_per_s']:.1f}/s  "
         f"{json.dumps(result['requests'])}",
         f"  charged cost              {result['charged_cost']:8.1f} s (throttle-bound minimum "
-        f"{result['charged_cost'] / 10:.1f} s)",
+        f"{result['charged_cost'] / args.throttle_outflow:.1f} s)",
         f"  throttle utilisation      {result['throttle_utilisation']:8.2f}",
         f"  throttled refusals        {result['throttled']:8d}   ({100 * result['throttled_share']:.2f} % of requests)",
         f"  retries                   {result['retries']:8d}",
@@ -119,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--workers", type=int, default=16, help="NUM_ASYNC_WORKERS (the concurrency ceiling)")
-    parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=403)
+    add_sandbox_arguments(parser)
     parser.add_argument("--timeline", action="store_true", help="print the Canvas limiter's state each second")
     args = parser.parse_args(argv)
     suffix = uuid.uuid4().hex[:8]
@@ -143,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         server = stop_sandbox(sandbox) if sandbox is not None else None
         drop_mysql_database(inventory_params)
         drop_pg_database({**POSTGRES, "dbname": udw})
-    if server is not None:
-        result["server"] = server
+    result = with_server(result, server, args)
     text = report(result, args)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sandbox.canvas_rest import CanvasOptions
+from sandbox.canvas_options import PERMISSIONS, CanvasOptions
 from sandbox.faults import FaultKind, FaultOptions
 from sandbox.gateway import GatewayOptions
 from sandbox.httpserver import CostModel
+from sandbox.outages import OutageMode, OutageOptions
 from sandbox.runner import ROOT, Sandbox, SandboxOptions
 from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import UdwLag
@@ -65,22 +66,71 @@ def _add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jitter-ms", type=float, default=0.0, help="extra random latency, uniform 0..jitter")
     parser.add_argument("--overhead-ms", type=float, default=40.0, help="server time per request (charged)")
     parser.add_argument("--per-record-ms", type=float, default=0.1, help="server time per record served (charged)")
+    _add_fault_arguments(parser)
+    _add_throttle_arguments(parser)
+    _add_outage_arguments(parser)
+    _add_canvas_arguments(parser)
+    parser.add_argument("--term-ids", type=int, nargs="*", help="CANVAS_TERM_IDS (default: terms in session)")
+    parser.add_argument("--services", nargs="*", help="other simulators to run (default: all registered)")
+    _add_database_arguments(parser)
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="total fault probability per request, spread evenly over the fault kinds")
     for kind in FaultKind:
         parser.add_argument(f"--fault-{kind.value.replace('_', '-')}", type=float, default=None, dest=kind.value,
                             help=f"probability of a '{kind.value}' fault (overrides the --fault-rate share)")
     parser.add_argument("--slow-seconds", type=float, default=30.0, help="delay of a 'slow' fault")
-    parser.add_argument("--max-consecutive-faults", type=int, default=2,
-                        help="after this many faults in a row the same logical request succeeds")
-    parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=403,
-                        help="status of a throttled Canvas/gateway request")
+    parser.add_argument("--max-consecutive-faults", type=int, default=None,
+                        help="force success after this many faults in a row on one logical request "
+                             "(default: independent draws, as a real service fails)")
+
+
+def _add_throttle_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ThrottleOptions()
+    parser.add_argument("--throttle-status", type=int, choices=(403, 429), default=defaults.status,
+                        help="status of a throttled Canvas/gateway request (Canvas's docs now say 429; "
+                             "request_throttle.rb answers 403)")
+    parser.add_argument("--throttle-hwm", type=float, default=defaults.hwm, help="throttle high-water mark")
+    parser.add_argument("--throttle-outflow", type=float, default=defaults.leak,
+                        help="throttle leak rate (units per second)")
+    parser.add_argument("--throttle-up-front", type=float, default=defaults.up_front,
+                        help="cost reserved by each request while it is in flight")
+    parser.add_argument("--throttle-maximum", type=float, default=defaults.maximum,
+                        help="most the bucket holds (remaining goes down to hwm - maximum)")
     parser.add_argument("--no-throttle", action="store_true", help="disable Canvas's leaky-bucket throttle")
+
+
+def _add_outage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--outage-after-requests", type=int, default=None,
+                        help="take the outage hosts down once they have received this many requests")
+    parser.add_argument("--outage-seconds", type=float, default=30.0, help="length of that outage")
+    parser.add_argument("--outage-hosts", nargs="+", default=None,
+                        help="servers the outage takes down together (default: all, e.g. canvas gateway)")
+    parser.add_argument("--outage-mode", choices=[mode.value for mode in OutageMode], default=OutageMode.MIXED.value,
+                        help="what requests get during it: a seeded mix of 502, 503 and dropped connections, "
+                             "or one of them")
+
+
+def _add_canvas_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="lifetime of gateway tokens, seconds")
+    parser.add_argument("--gateway-rewrite-links", action="store_true",
+                        help="the gateway rewrites Canvas's Link headers onto itself (default: Canvas-host links "
+                             "passed on unchanged)")
     parser.add_argument("--audit-pagination", choices=("bookmark", "numbered"), default="bookmark",
                         help="page style of the course audit log")
-    parser.add_argument("--term-ids", type=int, nargs="*", help="CANVAS_TERM_IDS (default: terms in session)")
-    parser.add_argument("--services", nargs="*", help="other simulators to run (default: all registered)")
+    parser.add_argument("--roster-churn", type=float, default=0.0,
+                        help="chance that a follow-up enrollmentsConnection page finds a returned row moved to "
+                             "the end (unordered offset paging)")
+    parser.add_argument("--token-permissions", nargs="*", default=None, choices=sorted(PERMISSIONS),
+                        help="the only permissions Canvas grants the token (default: all)")
+    parser.add_argument("--reusable-verifiers", action="store_true",
+                        help="LTI launch verifiers work more than once (Canvas deletes them once used)")
+
+
+def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--udw-lag-missing", type=_share, default=UdwLag().missing_share,
                         help="share of sections the UDW lacks (created since its last export)")
     parser.add_argument("--udw-lag-stale", type=_share, default=UdwLag().stale_share,
@@ -93,7 +143,6 @@ def _add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mysql-port", default="3306", help="inventory MySQL/MariaDB port")
     parser.add_argument("--mysql-user", default="root", help="inventory MySQL/MariaDB user")
     parser.add_argument("--mysql-password", default="", help="inventory MySQL/MariaDB password")
-    parser.add_argument("--log-level", default="INFO", help="logging level")
 
 
 def _share(text: str) -> float:
@@ -105,26 +154,40 @@ def _share(text: str) -> float:
 
 def sandbox_options(args: argparse.Namespace, *, env_file: Path | None, udw_dbname: str | None,
                     inventory_dbname: str | None) -> SandboxOptions:
-    overrides = {kind.value: getattr(args, kind.value) for kind in FaultKind if getattr(args, kind.value) is not None}
-    faults = replace(FaultOptions.uniform(args.fault_rate, **overrides), slow_seconds=args.slow_seconds,
-                     max_consecutive=args.max_consecutive_faults)
     pg = {"host": args.pg_host, "port": args.pg_port, "user": args.pg_user, "password": args.pg_password}
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": args.mysql_password}
     return SandboxOptions(
         seed=args.seed, host=args.host, port_base=args.port_base, latency_ms=args.latency_ms,
-        jitter_ms=args.jitter_ms, faults=faults,
-        throttle=ThrottleOptions(enabled=not args.no_throttle, status=args.throttle_status),
+        jitter_ms=args.jitter_ms, faults=_fault_options(args), throttle=_throttle_options(args),
         cost=CostModel(overhead_ms=args.overhead_ms, per_record_ms=args.per_record_ms),
-        canvas=CanvasOptions(seed=args.seed, audit_pagination=args.audit_pagination),
-        gateway=GatewayOptions(token_ttl=args.token_ttl),
+        canvas=CanvasOptions(seed=args.seed, audit_pagination=args.audit_pagination, roster_churn=args.roster_churn,
+                             single_use_verifier=not args.reusable_verifiers,
+                             token_permissions=None if args.token_permissions is None
+                             else frozenset(args.token_permissions)),
+        gateway=GatewayOptions(token_ttl=args.token_ttl, rewrite_links=args.gateway_rewrite_links),
         services=tuple(args.services) if args.services is not None else None,
         term_ids=tuple(args.term_ids) if args.term_ids else None,
         udw_db={**pg, "dbname": udw_dbname} if udw_dbname else None,
         udw_lag=UdwLag(missing_share=args.udw_lag_missing, stale_share=args.udw_lag_stale, seed=args.seed),
         inventory_db={**mysql, "dbname": inventory_dbname} if inventory_dbname else None,
         env_file=env_file,
+        outage=OutageOptions(after_requests=args.outage_after_requests, seconds=args.outage_seconds,
+                             mode=OutageMode(args.outage_mode)),
+        outage_hosts=tuple(args.outage_hosts) if args.outage_hosts else None,
     )
+
+
+def _fault_options(args: argparse.Namespace) -> FaultOptions:
+    overrides = {kind.value: getattr(args, kind.value) for kind in FaultKind if getattr(args, kind.value) is not None}
+    return replace(FaultOptions.uniform(args.fault_rate, **overrides), slow_seconds=args.slow_seconds,
+                   max_consecutive=args.max_consecutive_faults)
+
+
+def _throttle_options(args: argparse.Namespace) -> ThrottleOptions:
+    return ThrottleOptions(enabled=not args.no_throttle, status=args.throttle_status, hwm=args.throttle_hwm,
+                           leak=args.throttle_outflow, up_front=args.throttle_up_front,
+                           maximum=args.throttle_maximum)
 
 
 def _university(scale: str, seed: int) -> Any:
@@ -228,6 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "udw_lag_missing", 0.0) + getattr(args, "udw_lag_stale", 0.0) > 1.0:
         parser.error("--udw-lag-missing + --udw-lag-stale must not exceed 1")
+    if args.command in ("serve", "demo"):
+        try:                                   # refuse an option value the simulators reject, in one line
+            sandbox_options(args, env_file=None, udw_dbname=None, inventory_dbname=None)
+        except ValueError as error:
+            parser.error(str(error))
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"serve": serve, "describe": describe, "demo": demo}

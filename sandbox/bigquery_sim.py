@@ -1,9 +1,10 @@
-"""BigQuery REST v2 as `google-cloud-bigquery` speaks it (protocol-notes §B), over UDP's `event_store.events`.
+"""BigQuery REST v2 as `google-cloud-bigquery` speaks it, over UDP's `event_store.events`
+(https://cloud.google.com/bigquery/docs/reference/rest).
 
 Served: the OAuth token endpoint of a throwaway service account (`POST /token`, JWT-bearer grant, signature
 checked), `jobs.insert`, `jobs.get`, `jobs.getQueryResults` (with paging) and `jobs.query`. The SQL a job
 sends is really evaluated: sqlglot transpiles the BigQuery dialect to DuckDB, which runs it over the
-generated Caliper events. The translation fixes what sqlglot gets wrong or cannot know (§B.8a): JSON path
+generated Caliper events. The translation fixes what sqlglot gets wrong or cannot know: JSON path
 keys such as `kaf:course_id`, the UTC session time zone, the project name in table references,
 `CURRENT_DATE()` (the simulator's clock, not the machine's) and query parameters (bound, typed).
 Only events already stored at the clock's "now" are visible.

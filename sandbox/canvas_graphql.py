@@ -1,14 +1,19 @@
-"""Canvas GraphQL simulator: `POST /api/graphql` validated against Canvas's published schema (§C.12).
+"""Canvas GraphQL simulator: `POST /api/graphql` validated against Canvas's published schema.
 
-Queries are parsed and validated with graphql-core against canvas-schema.graphql (loaded once per
-process; each distinct query text is parsed and validated once); parse/validation errors answer HTTP 200
-with `errors` and no `data`, as graphql-ruby does. Execution is graphql-core's, except that lists of plain
-dicts are serialized by a compiled projection (`PlainDataExecutor`) to keep the simulator's CPU low.
+Queries are parsed and validated with graphql-core against canvas-schema.graphql (loaded once per process);
+each distinct query text is parsed and validated once, and analysed once per value of the variables the
+analysis reads (sandbox.graphql_limits: Canvas's token, alias, directive, depth and complexity limits).
+Parse, validation and analysis errors answer HTTP 200 with `errors` and no `data`, as graphql-ruby does.
+Execution is graphql-core's, except that lists of plain dicts are serialized by a compiled projection
+(sandbox.graphql_execution) to keep the simulator's CPU low.
 Resolved: `course(id:)` (legacy or Relay id; unknown -> null) with `_id id name courseCode state sisId
 createdAt account term`, and `enrollmentsConnection(first, after, last, before, filter)` with `nodes`,
 `edges {cursor node}` and `pageInfo`; Enrollment `_id id state type userId courseSectionId section user
-course`. Unresolved fields come back null. Page size is capped at 100 like Canvas; cursors are
-graphql-ruby style (base64 of the 1-based position). `records` = courses + enrollments returned.
+course`. Unresolved fields come back null. Page size: `default_page_size` 20 when neither `first` nor `last` is
+given, at most `default_max_page_size` 100 (canvas-lms plugin_setup.rb); cursors are graphql-ruby style (base64
+of the 1-based offset) over a row order that may drift (sandbox.graphql_roster). Without the `read_roster`
+permission a course's `enrollmentsConnection` is null, without an error (course_type.rb).
+`records` = courses + enrollments returned.
 """
 
 from __future__ import annotations
@@ -18,49 +23,40 @@ import binascii
 import functools
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from graphql import (
     DocumentNode,
-    Executor,
     FieldNode,
     FragmentSpreadNode,
-    GraphQLBoolean,
     GraphQLError,
-    GraphQLID,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
-    GraphQLString,
     InlineFragmentNode,
-    Undefined,
     build_schema,
-    default_field_resolver,
     execute,
-    is_leaf_type,
-    parse,
     validate,
 )
-from graphql.execution.collect_fields import FieldDetailsList
 
+from sandbox.graphql_execution import PlainDataExecutor, never_awaitable, result_json
+from sandbox.graphql_limits import GraphQLLimits, analysis_variables, analyze, parse_within_limits
+from sandbox.graphql_roster import RosterOrder
 from sandbox.httpapp import App, Request, Response, json_response
 from sandbox.university import Course, Enrollment, University
 
-MAX_PAGE_SIZE = 100
+__all__ = ["GraphQLEndpoint", "PlainDataExecutor", "QueryContext", "encode_cursor", "graphql_throttle_key",
+           "install_graphql_route", "load_schema", "relay_id", "result_json"]
+
 _ROOT = Path(__file__).resolve().parents[1]
-# Where the published schema may live: a copy inside the repo first, then the shared reference folder.
 # Canvas's published GraphQL schema, kept in the repository so the sandbox works anywhere.
 SCHEMA_CANDIDATES = (_ROOT / "sandbox" / "canvas-schema.graphql",)
 UNAUTHENTICATED_BODY = {"status": "unauthenticated", "errors": [{"message": "user authorization required"}]}
 INVALID_TOKEN_BODY = {"errors": [{"message": "Invalid access token."}]}
-# Canvas's GraphQL reports DB course states; the API's "unpublished" is a created/claimed course.
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"            # as json_response writes it
+# Canvas's GraphQL reports DB course states; the API's "unpublished" is a created/claimed course.
 _COURSE_STATE = {"unpublished": "claimed", "available": "available", "completed": "completed", "deleted": "deleted"}
 
 
@@ -68,6 +64,9 @@ _COURSE_STATE = {"unpublished": "claimed", "available": "available", "completed"
 class QueryContext:
     university: University
     records: int = 0                           # objects returned, for the cost model
+    limits: GraphQLLimits = field(default_factory=GraphQLLimits)
+    roster: RosterOrder | None = None          # None = ascending id, never drifting
+    roster_allowed: bool = True                # the token may read rosters
 
 
 def default_schema_path() -> Path:
@@ -221,13 +220,16 @@ def resolve_course(_root: Any, info: GraphQLResolveInfo, id: str | None = None, 
 
 def resolve_enrollments(course: dict[str, Any], info: GraphQLResolveInfo, after: str | None = None,
                         before: str | None = None, first: int | None = None, last: int | None = None,
-                        filter: dict[str, Any] | None = None) -> dict[str, Any]:  # noqa: A002 - schema name
+                        filter: dict[str, Any] | None = None) -> dict[str, Any] | None:  # noqa: A002 - schema name
     context: QueryContext = info.context
+    if not context.roster_allowed:             # course_type.rb: nil unless read_roster (or grades rights)
+        return None
     university = context.university
-    states = set(filter["states"]) if filter and filter.get("states") else None
-    items = university.graphql_enrollments(course["course_id"], states)
-    items = _filter_enrollments(items, filter or {})
-    start, end = page_bounds(len(items), after=after, before=before, first=first, last=last)
+    visible = _visible(filter or {})
+    offset = decode_cursor(after) if after else 0
+    roster = context.roster or RosterOrder(university)
+    items = roster.rows(course["course_id"], visible, offset)
+    start, end = page_bounds(len(items), after=after, before=before, first=first, last=last, limits=context.limits)
     page = items[start:end]
     context.records += len(page)
     # Only what the query can read: building 1,000 unread relay ids, cursors and edges is most of the work.
@@ -243,224 +245,68 @@ def resolve_enrollments(course: dict[str, Any], info: GraphQLResolveInfo, after:
     }
 
 
-def _filter_enrollments(items: list[Enrollment], filter: dict[str, Any]) -> list[Enrollment]:  # noqa: A002
+def _visible(filter: dict[str, Any]) -> Callable[[Enrollment], bool]:  # noqa: A002 - schema name
+    """The rows the connection selects: all but deleted, or exactly `states`; then types and user ids."""
+    states = set(filter.get("states") or ()) or None
     types = set(filter.get("types") or ())
     user_ids = {str(u) for u in filter.get("userIds") or ()}
-    return [e for e in items if (not types or e.type in types) and (not user_ids or str(e.user_id) in user_ids)]
+
+    def visible(e: Enrollment) -> bool:
+        return ((e.state in states) if states is not None else e.state != "deleted") \
+            and (not types or e.type in types) and (not user_ids or str(e.user_id) in user_ids)
+    return visible
 
 
 def page_bounds(total: int, *, after: str | None, before: str | None, first: int | None,
-                last: int | None) -> tuple[int, int]:
-    """[start, end) of a Relay connection slice; page size capped at MAX_PAGE_SIZE like Canvas."""
+                last: int | None, limits: GraphQLLimits | None = None) -> tuple[int, int]:
+    """[start, end) of a Relay connection slice: default page size 20, at most 100 (Canvas's graphql_tuning)."""
+    limits = limits or GraphQLLimits()
     start = decode_cursor(after) if after else 0
     end = min(decode_cursor(before) - 1, total) if before else total
     start = min(start, end)
     if first is None and last is None:
-        first = MAX_PAGE_SIZE
+        first = limits.default_page_size
+    cap = limits.default_max_page_size
     if first is not None:
-        end = min(end, start + min(max(first, 0), MAX_PAGE_SIZE))
+        end = min(end, start + min(max(first, 0), cap))
     if last is not None:
-        start = max(start, end - min(max(last, 0), MAX_PAGE_SIZE))
+        start = max(start, end - min(max(last, 0), cap))
     return start, end
-
-
-# ---- execution: graphql-core, with lists of plain dicts serialized in one compiled pass ----
-_Serialize = Callable[[Any], str]
-# (JSON text of `"response key":`, field name, serializer, a Python type the field's scalar returns unchanged)
-_FieldPlan = tuple[str, str, _Serialize, type | None]
-# Built-in scalars whose output coercion returns values of these types as they are (graphql-core's serializers).
-_UNCHANGED = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
-
-
-class _NotPlain(Exception):
-    """The compiled pass met something only graphql-core's own completion reproduces (an error, an object)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RawJSON:
-    """A completed list already serialized; `result_json` splices the text in as it is."""
-
-    text: str
-
-
-class PlainDataExecutor(Executor):
-    """graphql-core's executor, completing lists of plain dicts straight to JSON text in one compiled pass.
-
-    graphql-core completes every field of every list item through its general machinery (resolver call,
-    info object, argument and awaitable checks, error bookkeeping), and the result is then serialized: a page
-    of 1,000 enrollments with ten fields each cost ~150 ms of CPU, which stalled every other request of the
-    simulator. When everything selected under a list is resolved by the default resolver (no field
-    resolvers, arguments, abstract types or is_type_of), its answer is a pure projection of the dicts, so a
-    serializer of that projection is compiled once per field position (as graphql-core memoizes collected
-    subfields) and the list becomes a `RawJSON` in the result. Anything the projection cannot reproduce
-    exactly (a null in a non-null field, a value a scalar refuses, a non-dict object, a callable) makes it
-    give up and hand the list back to graphql-core, which produces its usual answer and errors. graphql-core
-    documents `executor_class` for such customisation; the overridden method is internal, so the version is
-    pinned and tests compare both executors' answers byte for byte.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # (id of list type, id of field list) -> (the field list, kept alive so its id stays unique; plan)
-        self._plans: dict[tuple[int, int], tuple[FieldDetailsList, _Serialize | None]] = {}
-
-    def complete_list_value(self, return_type: GraphQLList[GraphQLOutputType], field_details_list: FieldDetailsList,
-                            info: GraphQLResolveInfo, path: Any, result: Any, position_context: Any) -> Any:
-        serialize = self._plan(return_type, field_details_list)
-        if serialize is not None:
-            try:
-                return RawJSON(serialize(result))
-            except _NotPlain:
-                pass                           # graphql-core's way, errors and all
-        return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
-
-    def _plan(self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList) -> _Serialize | None:
-        key = (id(return_type), id(field_details_list))
-        cached = self._plans.get(key)
-        if cached is None:
-            plain = self.field_resolver is default_field_resolver and not self.middleware_manager
-            cached = (field_details_list, self._compile(return_type, field_details_list) if plain else None)
-            self._plans[key] = cached
-        return cached[1]
-
-    def _compile(self, type_: GraphQLOutputType, details: FieldDetailsList) -> _Serialize | None:
-        if isinstance(type_, GraphQLNonNull):
-            inner = self._compile(type_.of_type, details)
-            return None if inner is None else _non_null(inner)
-        if isinstance(type_, GraphQLList):
-            item = self._compile(type_.of_type, details)
-            return None if item is None else _list_of(item)
-        if is_leaf_type(type_):
-            return _leaf(type_.coerce_output_value)  # type: ignore[union-attr]
-        if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
-            fields = self._compile_fields(type_, details)
-            return None if fields is None else _object_of(fields)
-        return None                            # interfaces and unions need type resolution
-
-    def _compile_fields(self, type_: GraphQLObjectType, details: FieldDetailsList) -> list[_FieldPlan] | None:
-        grouped, defer_usages, _ = self.collect_subfields(type_, details)   # fragments, @skip/@include
-        if defer_usages:
-            return None
-        fields: list[_FieldPlan] = []
-        for response_key, sub_details in grouped.items():
-            key = encode_basestring_ascii(response_key) + ":"
-            node = sub_details[0].node
-            name = node.name.value
-            if name == "__typename":
-                fields.append((key, name, _constant(encode_basestring_ascii(type_.name)), None))
-                continue
-            field = type_.fields.get(name)
-            if field is None or field.resolve is not None or any(d.node.arguments for d in sub_details):
-                return None
-            serialize = self._compile(field.type, sub_details)
-            if serialize is None:
-                return None
-            named = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-            fields.append((key, name, serialize, _UNCHANGED.get(named)))  # type: ignore[call-overload]
-        return fields
-
-
-def _non_null(inner: _Serialize) -> _Serialize:
-    def serialize(value: Any) -> str:
-        if value is None:
-            raise _NotPlain
-        return inner(value)
-    return serialize
-
-
-def _list_of(item: _Serialize) -> _Serialize:
-    def serialize(value: Any) -> str:
-        if value is None:
-            return "null"
-        if not isinstance(value, list | tuple):
-            raise _NotPlain
-        return "[" + ",".join([item(v) for v in value]) + "]"
-    return serialize
-
-
-def _leaf(coerce: Callable[[Any], Any]) -> _Serialize:
-    def serialize(value: Any) -> str:
-        if value is None:
-            return "null"
-        try:
-            coerced = coerce(value)
-            if coerced is None or coerced is Undefined:
-                raise _NotPlain
-            return json_scalar(coerced)
-        except Exception as exc:               # graphql-core reports it as a field error
-            raise _NotPlain from exc
-    return serialize
-
-
-def _object_of(fields: list[_FieldPlan]) -> _Serialize:
-    def serialize(value: Any) -> str:
-        if value is None:
-            return "null"
-        if type(value) is not dict:
-            raise _NotPlain
-        parts = []
-        for key, name, serialize_field, unchanged in fields:
-            field_value = value.get(name)
-            if type(field_value) is unchanged:       # the hot case: a str for a String/ID field
-                parts.append(key + (encode_basestring_ascii(field_value) if unchanged is str
-                                    else "true" if field_value else "false"))
-                continue
-            if callable(field_value) or isinstance(field_value, BaseException):
-                raise _NotPlain                # the default resolver would call it / raise it
-            parts.append(key + serialize_field(field_value))
-        return "{" + ",".join(parts) + "}"
-    return serialize
-
-
-def _constant(text: str) -> _Serialize:
-    return lambda _ignored: text
-
-
-def json_scalar(value: Any) -> str:
-    """A leaf as `json.dumps(value, separators=(",", ":"))` writes it."""
-    if type(value) is str:
-        return encode_basestring_ascii(value)
-    if type(value) is bool:
-        return "true" if value else "false"
-    if type(value) is int:
-        return int.__repr__(value)
-    return json.dumps(value)                   # floats (NaN, Infinity as json writes them), anything else
-
-
-def result_json(value: Any) -> str:
-    """`json.dumps(value, separators=(",", ":"))` of a result whose lists may be `RawJSON` already."""
-    if isinstance(value, RawJSON):
-        return value.text
-    if isinstance(value, dict) and all(type(key) is str for key in value):
-        return "{" + ",".join([encode_basestring_ascii(k) + ":" + result_json(v) for k, v in value.items()]) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join([result_json(v) for v in value]) + "]"
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _never_awaitable(_value: Any) -> bool:
-    return False                               # every resolver here is synchronous: skip graphql-core's probe
 
 
 # ---- HTTP ----
 class GraphQLEndpoint:
-    def __init__(self, university: University, tokens: Iterable[str], schema: GraphQLSchema | None = None) -> None:
+    def __init__(self, university: University, tokens: Iterable[str], schema: GraphQLSchema | None = None, *,
+                 limits: GraphQLLimits | None = None, roster_churn: float = 0.0, seed: int = 42,
+                 roster_allowed: bool = True) -> None:
         self.university = university
         self.tokens = frozenset(tokens)
         self.schema = schema or load_schema()
-        # Clients repeat a few query texts: parse and validate each once (the AST is not changed by execution).
+        self.limits = limits or GraphQLLimits()
+        self.roster = RosterOrder(university, roster_churn, seed)
+        self.roster_allowed = roster_allowed
+        # Clients repeat a few query texts: parse and validate each once (the AST is not changed by execution),
+        # and analyse each once per value of the variables the analysis reads.
         self._prepare = functools.lru_cache(maxsize=256)(self._parse_and_validate)
+        self._analyze = functools.lru_cache(maxsize=1024)(self._analysis)
 
-    def _parse_and_validate(self, query: str) -> tuple[DocumentNode | None, tuple[dict[str, Any], ...]]:
-        """(document, ()) for a valid query, else (None, formatted errors) as graphql-ruby reports them."""
+    def _parse_and_validate(self, query: str) -> tuple[DocumentNode | None, tuple[dict[str, Any], ...],
+                                                        frozenset[str]]:
+        """(document, (), analysis variables) for a valid query, else (None, formatted errors, ())."""
         try:
-            document = parse(query)
+            document = parse_within_limits(query, self.limits)
         except GraphQLError as error:
-            return None, (error.formatted,)
+            return None, (error.formatted,), frozenset()
         problems = validate(self.schema, document)
         if problems:
-            return None, tuple(problem.formatted for problem in problems)
-        return document, ()
+            return None, tuple(problem.formatted for problem in problems), frozenset()
+        return document, (), analysis_variables(document)
+
+    def _analysis(self, query: str, operation_name: str | None,
+                  values: tuple[tuple[str, str], ...]) -> tuple[dict[str, Any], ...]:
+        document = self._prepare(query)[0]
+        raw = {name: json.loads(value) for name, value in values}
+        return tuple(analyze(self.schema, document, operation_name, raw, self.limits)) if document else ()
 
     def handle(self, request: Request) -> Response:
         try:
@@ -485,14 +331,20 @@ class GraphQLEndpoint:
                 variables = json.loads(variables) if variables else None
             except ValueError:
                 return json_response({"errors": [{"message": "Variables are invalid JSON"}]})
-        document, problems = self._prepare(query)
+        variables = variables if isinstance(variables, dict) else None
+        document, problems, used = self._prepare(query)
         if document is None:
             return json_response({"errors": list(problems)})
-        context = QueryContext(self.university)
-        result = execute(self.schema, document, context_value=context,
-                         variable_values=variables if isinstance(variables, dict) else None,
+        values = tuple(sorted((name, json.dumps(variables[name], sort_keys=True))
+                              for name in used if variables and name in variables))
+        analysis = self._analyze(query, operation_name if isinstance(operation_name, str) else None, values)
+        if analysis:
+            return json_response({"errors": list(analysis)})
+        context = QueryContext(self.university, limits=self.limits, roster=self.roster,
+                               roster_allowed=self.roster_allowed)
+        result = execute(self.schema, document, context_value=context, variable_values=variables,
                          operation_name=operation_name, executor_class=PlainDataExecutor,
-                         is_awaitable=_never_awaitable)
+                         is_awaitable=never_awaitable)
         body: dict[str, Any] = {}
         if result.data is not None:
             body["data"] = result.data
@@ -502,7 +354,7 @@ class GraphQLEndpoint:
 
 
 def graphql_throttle_key(request: Request) -> str | None:
-    """Canvas throttles by access token, which GraphQL clients may send inside the JSON body."""
+    """The access token a request carries (a GraphQL client may send it inside the JSON body), or None."""
     token = request.bearer_token() or request.last("access_token")
     if token is None and request.path == "/api/graphql" and request.body:
         try:

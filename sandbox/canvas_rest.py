@@ -1,61 +1,43 @@
-"""Canvas REST API simulator (protocol-notes §C): the endpoints the jobs read, answered from a University.
+"""Canvas REST API simulator: the endpoints the jobs read, answered from a University.
 
 `CanvasRest` holds the handlers (they check nothing about authentication); `install_canvas_routes` mounts
 them on an `App` behind the Canvas token check, and `sandbox.gateway` mounts three of them behind the API
 gateway's checks. Every absolute URL (Link headers, tab and launch URLs) is built from the serving server's
-own base URL, so clients stay on loopback.
+own base URL, so clients stay on loopback. Pagination: sandbox.canvas_pagination; LTI launches:
+sandbox.canvas_lti; permissions a token may lack: CanvasOptions.token_permissions (sandbox.canvas_options).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import html
-import json
-import re
-import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 from sandbox.canvas_graphql import GraphQLEndpoint, graphql_throttle_key, install_graphql_route
+from sandbox.canvas_lti import SessionlessLaunches, launch_form_html, no_form_html, oauth_signature
+from sandbox.canvas_options import CanvasOptions, canvas_time, stable_uuid, unauthorized
+from sandbox.canvas_pagination import (
+    array_param,
+    decode_bookmark,
+    encode_bookmark,
+    link_header,
+    paginate_numbered,
+    per_page_for,
+    ruby_to_i,
+)
 from sandbox.faults import draw
-from sandbox.httpapp import App, Request, Response, html_response, json_response, not_found
-from sandbox.university import AuditEvent, Course, Tab, University
+from sandbox.httpapp import App, Request, Response, json_response, not_found
+from sandbox.university import AuditEvent, Course, University
+
+__all__ = ["CanvasOptions", "CanvasRest", "build_canvas_app", "canvas_time", "install_canvas_routes",
+           "launch_form_html", "no_form_html", "oauth_signature", "ruby_to_i", "stable_uuid", "truthy"]
 
 INVALID_TOKEN_BODY = {"errors": [{"message": "Invalid access token."}]}
 COURSE_STATE_FILTERS = {"created": {"unpublished"}, "claimed": {"unpublished"}, "available": {"available"},
                         "completed": {"completed"}, "deleted": {"deleted"}}
 DEFAULT_COURSE_STATES = frozenset({"unpublished", "available", "completed"})
-DEFAULT_PER_PAGE, MAX_PER_PAGE = 10, 100
-# Parameters Canvas leaves out when it rebuilds a page URL for the Link header.
-_LINK_DROPPED = frozenset({"page", "per_page", "access_token", "api_key"})
-
-
-@dataclass(frozen=True)
-class CanvasOptions:
-    tokens: frozenset[str] = frozenset({"canvas-sandbox-token"})
-    zoom_base_url: str = "https://applications.zoom.us"
-    seed: int = 42
-    no_form_share: float = 0.03               # share of courses whose launch page lacks the LTI form
-    audit_pagination: str = "bookmark"        # "bookmark" (opaque page=bookmark:...) or "numbered"
-    lti_consumer_key: str = "sandbox-zoom-key"
-    lti_shared_secret: str = "sandbox-zoom-secret"
-    single_use_verifier: bool = False         # real Canvas forgets a verifier once used
-
-
-def canvas_time(value: datetime | None) -> str | None:
-    """Canvas API timestamps: UTC, whole seconds, `Z` suffix."""
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def stable_uuid(kind: str, ident: int, seed: int) -> str:
-    return hashlib.blake2b(f"{seed}|{kind}|{ident}".encode(), digest_size=20).hexdigest()
+# instructure/analytics lib/analytics/permissions.rb require_course_with_analytics: Course.where(workflow_state:).
+ANALYTICS_COURSE_STATES = frozenset({"available", "completed"})
 
 
 def truthy(value: str | None) -> bool | None:
@@ -69,13 +51,15 @@ class CanvasRest:
     """Handlers of the Canvas REST endpoints (no authentication here; see install_canvas_routes)."""
 
     def __init__(self, university: University, options: CanvasOptions | None = None,
-                 launch_page_has_form: Callable[[int], bool] | None = None) -> None:
+                 launch_page_has_form: Callable[[int], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.university = university
         self.options = options or CanvasOptions()
         self.zoom_base_url = self.options.zoom_base_url   # settable once the Zoom simulator is up
+        self.base_url: str | None = None                  # set when the Canvas server starts (see build_canvas_app)
         self._has_form = launch_page_has_form or self.default_launch_page_has_form
-        self._verifiers: dict[str, tuple[int, int]] = {}
-        self._verifier_lock = threading.Lock()
+        self.launches = SessionlessLaunches(university, self.options, lambda: self.zoom_base_url,
+                                            self.launch_page_has_form, clock)
 
     # ---- hooks ----
     def default_launch_page_has_form(self, course_id: int) -> bool:
@@ -83,6 +67,9 @@ class CanvasRest:
 
     def launch_page_has_form(self, course_id: int) -> bool:
         return self._has_form(course_id)
+
+    def set_base_url(self, url: str) -> None:
+        self.base_url = url
 
     # ---- JSON builders ----
     def term_json(self, term_id: int) -> dict[str, Any]:
@@ -142,7 +129,7 @@ class CanvasRest:
             return not_found()
         courses = self._filter_courses(request, account_id, term_id)
         page, headers = paginate_numbered(courses, request)
-        include = request.query.get("include[]", [])
+        include = array_param(request, "include")          # accounts_controller: Array(params[:include])
         return json_response([self.course_json(c, request.base_url, include) for c in page],
                              headers=headers, records=len(page))
 
@@ -150,17 +137,21 @@ class CanvasRest:
         course = self.university.course_by_id.get(course_id)
         if course is None or course.workflow_state == "deleted":
             return not_found()
-        include = request.query.get("include[]", [])
+        include = array_param(request, "include")
         return json_response(self.course_json(course, request.base_url, include), records=1)
 
     def course_audit(self, request: Request, course_id: int) -> Response:
-        if course_id not in self.university.course_by_id:
+        """course_audit_api_controller.rb for_course: Course.active.find, then :view_course_changes."""
+        course = self.university.course_by_id.get(course_id)
+        if course is None or course.workflow_state == "deleted":
             return not_found()
+        if not self.options.allows("view_course_changes"):
+            return unauthorized()
         events = self.university.audit_by_course.get(course_id, [])
         if self.options.audit_pagination == "numbered":
             page, headers = paginate_numbered(events, request)
         else:
-            page, headers = self._bookmark_page(events, request)
+            page, headers = bookmark_page(events, request)
         body = {
             "links": {"events.course": f"{request.base_url}/api/v1/courses/{{events.course}}",
                       "events.user": None, "events.sis_batch": None},
@@ -170,8 +161,14 @@ class CanvasRest:
         return json_response(body, headers=headers, records=len(page))
 
     def course_activity(self, request: Request, course_id: int) -> Response:
+        """analytics permissions.rb require_course_with_analytics: course available or completed (else 404),
+        :view_analytics (else 401), then Analytics::Course#available? (an active/completed student, else 404)."""
         course = self.university.course_by_id.get(course_id)
-        if course is None or course.workflow_state != "available":
+        if course is None or course.workflow_state not in ANALYTICS_COURSE_STATES:
+            return not_found()
+        if not self.options.allows("view_analytics"):
+            return unauthorized()
+        if not self.university.has_analytics_students(course_id):
             return not_found()
         rows = [{"date": day.date.isoformat(), "views": day.views, "participations": day.participations, "id": None}
                 for day in self.university.activity_by_course.get(course_id, [])]
@@ -200,33 +197,10 @@ class CanvasRest:
         return json_response(tabs, records=len(tabs))
 
     def sessionless_launch(self, request: Request, course_id: int) -> Response:
-        course = self.university.course_by_id.get(course_id)
-        if course is None or course.workflow_state == "deleted":
-            return not_found()
-        tool_id = ruby_to_i(request.last("id") or "")
-        if not request.last("id") and not request.last("url"):
-            return json_response({"errors": {"id": [{"message": "An id or a url must be provided"}]}}, status=400)
-        tab = next((t for t in self.university.tabs_by_course.get(course_id, []) if t.tool_id == tool_id), None)
-        if tab is None:
-            return json_response({"errors": {"external_tool": "Unable to find a matching external tool"}},
-                                 status=404)
-        verifier = self._new_verifier(course_id, tool_id)
-        url = f"{request.base_url}/courses/{course_id}/external_tools/sessionless_launch?verifier={verifier}"
-        return json_response({"id": tool_id, "name": tab.label, "url": url}, records=1)
+        return self.launches.api_launch(request, course_id)
 
     def launch_page(self, request: Request, course_id: int) -> Response:
-        """The non-API page a browser opens: an auto-submitting LTI 1.1 form (or, for some courses, none)."""
-        with self._verifier_lock:
-            verifier = request.last("verifier") or ""
-            found = (self._verifiers.pop(verifier, None) if self.options.single_use_verifier
-                     else self._verifiers.get(verifier))
-        course = self.university.course_by_id.get(course_id)
-        if found is None or found[0] != course_id or course is None:
-            return no_form_html("The launch session has expired or is invalid.", status=401)
-        if not self.launch_page_has_form(course_id):
-            return no_form_html("This tool could not be launched. Please contact your administrator.")
-        tab = next(t for t in self.university.tabs_by_course[course_id] if t.tool_id == found[1])
-        return launch_form_html(course, tab, self.zoom_base_url, request.base_url, self.options)
+        return self.launches.launch_page(request, course_id)
 
     # ---- helpers ----
     def _find_term(self, raw: str) -> int | None:
@@ -275,153 +249,26 @@ class CanvasRest:
                 "links": {"course": event.course_id, "user": user, "page_view": None,
                           "sis_batch": 1 if event.event_source == "sis" else None}}
 
-    def _bookmark_page(self, events: list[AuditEvent], request: Request) -> tuple[list[AuditEvent], dict[str, str]]:
-        per_page = per_page_for(request)
-        start = 0
-        raw = request.last("page") or ""
-        if raw.startswith("bookmark:"):
-            start = _decode_bookmark(raw.removeprefix("bookmark:"), events)
-        page = events[start:start + per_page]
-        next_page = None
-        if start + per_page < len(events):
-            next_page = "bookmark:" + _encode_bookmark(page[-1])
-        links = {"current": raw or "first", "next": next_page, "first": "first"}
-        return page, {"Link": link_header(request, links, per_page)}
 
-    def _new_verifier(self, course_id: int, tool_id: int) -> str:
-        with self._verifier_lock:
-            ordinal = len(self._verifiers)
-            verifier = hashlib.blake2b(f"{self.options.seed}|{course_id}|{tool_id}|{ordinal}".encode(),
-                                       digest_size=16).hexdigest()
-            self._verifiers[verifier] = (course_id, tool_id)
-            return verifier
+def bookmark_page(events: list[AuditEvent], request: Request) -> tuple[list[AuditEvent], dict[str, str]]:
+    """Auditors' bookmarked pages: `page=bookmark:<opaque>`, a `next` link while events remain."""
+    per_page = per_page_for(request)
+    start = 0
+    raw = request.last("page") or ""
+    if raw.startswith("bookmark:"):
+        start = decode_bookmark(raw.removeprefix("bookmark:"), events)
+    page = events[start:start + per_page]
+    next_page = None
+    if start + per_page < len(events):
+        next_page = "bookmark:" + encode_bookmark(page[-1])
+    links = {"current": raw or "first", "next": next_page, "first": "first"}
+    return page, {"Link": link_header(request, links, per_page)}
 
 
-def _encode_bookmark(event: AuditEvent) -> str:
-    raw = json.dumps([event.created_at.timestamp(), event.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_bookmark(token: str, events: list[AuditEvent]) -> int:
-    """Index of the first event after the bookmarked one (events are newest first); 0 when unreadable."""
-    try:
-        created_at, event_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, TypeError):
-        return 0
-    for index, event in enumerate(events):
-        if (event.created_at.timestamp(), event.id) < (created_at, event_id):
-            return index
-    return len(events)
-
-
-# ---- pagination (§C.3) ----
-def ruby_to_i(text: str) -> int:
-    """Ruby's String#to_i: the leading integer, 0 when there is none."""
-    found = re.match(r"\s*([+-]?\d+)", text)
-    return int(found.group(1)) if found else 0
-
-
-def per_page_for(request: Request) -> int:
-    """`per_page` clamped to 1..100 (Api.per_page_for); the last duplicate wins; default 10."""
-    raw = request.last("per_page")
-    return DEFAULT_PER_PAGE if raw is None else min(max(ruby_to_i(raw), 1), MAX_PER_PAGE)
-
-
-def page_number(request: Request) -> int:
-    return max(ruby_to_i(request.last("page") or "1"), 1)
-
-
-def rails_query(query: dict[str, list[str]]) -> str:
-    """Rails' to_query of the request parameters minus paging/auth: pieces sorted, arrays as key%5B%5D=v."""
-    pieces = []
-    for key, values in query.items():
-        if key in _LINK_DROPPED or not values:
-            continue
-        if key.endswith("[]"):
-            pieces.append("&".join(f"{quote_plus(key)}={quote_plus(v)}" for v in values))
-        else:
-            pieces.append(f"{quote_plus(key)}={quote_plus(values[-1])}")   # last duplicate wins
-    return "&".join(sorted(pieces))
-
-
-def link_header(request: Request, pages: dict[str, str | int | None], per_page: int) -> str:
-    """`<url>; rel="name"` joined by "," without spaces, in Canvas's order current, next, prev, first, last."""
-    base = f"{request.base_url}{request.path}?"
-    query = rails_query(request.query)
-    prefix = f"{base}{query}&" if query else base
-    links = []
-    for rel in ("current", "next", "prev", "first", "last"):
-        page = pages.get(rel)
-        if page is not None:
-            links.append(f'<{prefix}page={quote(str(page), safe=":")}&per_page={per_page}>; rel="{rel}"')
-    return ",".join(links)
-
-
-def paginate_numbered(items: Sequence[Any], request: Request) -> tuple[list[Any], dict[str, str]]:
-    """A numbered page of `items` and its Link header.
-
-    Like Canvas's collections without a count query: a full page links to the next page (which is `[]`
-    when the previous page was exactly full) and has no `last`; a partial page knows the total, so it has
-    `last` and no `next`.
-    """
-    per_page, page = per_page_for(request), page_number(request)
-    chunk = list(items[(page - 1) * per_page: page * per_page])
-    full = len(chunk) == per_page
-    total_known = not full and (page == 1 or len(chunk) > 0)
-    pages: dict[str, str | int | None] = {
-        "current": page,
-        "next": page + 1 if full else None,
-        "prev": page - 1 if page > 1 else None,
-        "first": 1,
-        "last": page if total_known else None,
-    }
-    return chunk, {"Link": link_header(request, pages, per_page)}
-
-
-# ---- LTI 1.1 launch page (§C.11, §D.2) ----
-def no_form_html(message: str, status: int = 200) -> Response:
-    return html_response(f"<html><head><title>Launch</title></head><body><p>{html.escape(message)}</p></body></html>",
-                         status=status)
-
-
-def oauth_signature(method: str, url: str, params: dict[str, str], consumer_secret: str) -> str:
-    """OAuth 1.0a HMAC-SHA1 body signature, as an LTI 1.1 consumer signs a launch."""
-    encoded = sorted((quote(k, safe="~"), quote(v, safe="~")) for k, v in params.items())
-    normalized = "&".join(f"{k}={v}" for k, v in encoded)
-    base = "&".join(quote(part, safe="~") for part in (method.upper(), url, normalized))
-    digest = hmac.new(f"{quote(consumer_secret, safe='~')}&".encode(), base.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
-def launch_form_html(course: Course, tab: Tab, zoom_base_url: str, canvas_base_url: str,
-                     options: CanvasOptions) -> Response:
-    action = f"{zoom_base_url.rstrip('/')}/lti/rich"
-    opaque = stable_uuid("context", course.id, options.seed)
-    params = {
-        "lti_message_type": "basic-lti-launch-request", "lti_version": "LTI-1p0",
-        "resource_link_id": stable_uuid("link", course.id * 1000 + (tab.tool_id or 0), options.seed),
-        "resource_link_title": tab.label, "user_id": stable_uuid("user", 1, options.seed),
-        "user_image": "", "roles": "Instructor", "custom_canvas_enrollment_state": "active",
-        "context_id": opaque, "context_title": course.name, "context_label": course.course_code,
-        "custom_canvas_course_id": str(course.id), "custom_canvas_api_domain": canvas_base_url.split("://")[-1],
-        "launch_presentation_locale": "en", "launch_presentation_document_target": "iframe",
-        "launch_presentation_return_url": f"{canvas_base_url}/courses/{course.id}/external_content/success/"
-                                          "external_tool_redirect",
-        "tool_consumer_instance_guid": stable_uuid("instance", 0, options.seed),
-        "tool_consumer_instance_name": "Sandbox University", "tool_consumer_instance_contact_email": "lms@example.edu",
-        "tool_consumer_info_product_family_code": "canvas", "tool_consumer_info_version": "cloud",
-        "oauth_callback": "about:blank", "oauth_consumer_key": options.lti_consumer_key,
-        "oauth_nonce": secrets.token_hex(16), "oauth_signature_method": "HMAC-SHA1",
-        "oauth_timestamp": str(int(time.time())), "oauth_version": "1.0",
-    }
-    params["oauth_signature"] = oauth_signature("POST", action, params, options.lti_shared_secret)
-    inputs = "\n".join(f' <input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-                       for k, v in params.items())
-    page = (f"<html><head><title>{html.escape(tab.label)}</title></head>\n"
-            "<body onload=\"document.getElementById('tool_form').submit()\">\n"
-            f'<form id="tool_form" action="{html.escape(action)}" method="POST" target="_self">\n'
-            f"{inputs}\n</form></body></html>")
-    return html_response(page, records=1)
+def canvas_throttle_key(request: Request) -> str:
+    """RequestThrottle#client_identifiers: the access token, else (no Canvas sessions here) the client's IP."""
+    token = graphql_throttle_key(request)
+    return token if token is not None else f"ip:{request.client}"
 
 
 def install_canvas_routes(app: App, rest: CanvasRest) -> None:
@@ -450,9 +297,13 @@ def install_canvas_routes(app: App, rest: CanvasRest) -> None:
 
 def build_canvas_app(university: University, options: CanvasOptions | None = None,
                      launch_page_has_form: Callable[[int], bool] | None = None) -> tuple[App, CanvasRest]:
-    """The Canvas instance: REST + GraphQL on one App, throttled per access token."""
+    """The Canvas instance: REST + GraphQL on one App, throttled per access token (else per client IP)."""
     rest = CanvasRest(university, options, launch_page_has_form)
-    app = App(throttle_key=graphql_throttle_key)
+    app = App(throttle_key=canvas_throttle_key)
+    app.on_start.append(rest.set_base_url)         # the gateway builds Canvas-host links from it
     install_canvas_routes(app, rest)
-    install_graphql_route(app, GraphQLEndpoint(university, rest.options.tokens))
+    o = rest.options
+    install_graphql_route(app, GraphQLEndpoint(university, o.tokens, roster_churn=o.roster_churn, seed=o.seed,
+                                               roster_allowed=o.allows("read_roster", "view_all_grades",
+                                                                       "manage_grades")))
     return app, rest

@@ -143,9 +143,12 @@ def _section_row(u: University, section_id: int, sis_ids: Mapping[int, str | Non
 
 
 def _usage_rows(u: University, courses: Sequence[Course]) -> list[dict[str, Any]]:
+    """Activity of the available courses (the ones the job asks about) that Canvas has analytics for: the
+    analytics API answers 404 for a course without an active or completed student (instructure/analytics
+    lib/analytics/permissions.rb, course.rb#available?; University.has_analytics_students)."""
     rows: dict[tuple[int, Any], dict[str, Any]] = {}
     for course in courses:
-        if course.workflow_state != "available":
+        if course.workflow_state != "available" or not u.has_analytics_students(course.id):
             continue
         for day in u.activity_by_course.get(course.id, []):
             # The job removes duplicate (course, date) rows; keep the first like it does.

@@ -3,9 +3,10 @@
 Each request is identified by a *logical key* (method, path, canonical query and a digest of the body) and
 by how many times that same logical request has reached the fault stage before (its ordinal). The fault is
 a pure function of (seed, key, ordinal): the same sequence of requests gets the same faults whatever the
-thread interleaving, and a retry of a request is a new draw. After `max_consecutive` faults in a row on one
-logical request the next attempt is forced to succeed, so a client that retries more often than that
-always gets through.
+thread interleaving, and a retry of a request is a new draw. By default the draws are independent, as failures
+of a real service are: a request can fail any number of times in a row, so a client needs a retry budget, not a
+guarantee. `max_consecutive=N` is a friendlier option: after N faults in a row on one logical request the next
+attempt is forced to succeed.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ class FaultOptions:
     bad_json: float = 0.0
     slow: float = 0.0
     slow_seconds: float = 30.0       # longer than a sane client timeout
-    max_consecutive: int = 2         # then the same logical request is let through
+    max_consecutive: int | None = None   # None = independent draws; N = force success after N faults in a row
 
     def __post_init__(self) -> None:
         rates = self.rates()
         if any(rate < 0 for rate in rates.values()) or sum(rates.values()) > 1.0 + 1e-9:
             raise ValueError(f"fault rates must be >= 0 and sum to <= 1: {rates}")
-        if self.max_consecutive < 1 or self.slow_seconds < 0:
-            raise ValueError("max_consecutive must be >= 1 and slow_seconds >= 0")
+        if (self.max_consecutive is not None and self.max_consecutive < 1) or self.slow_seconds < 0:
+            raise ValueError("max_consecutive must be None or >= 1, and slow_seconds >= 0")
 
     @classmethod
     def uniform(cls, total_rate: float, **overrides: float) -> FaultOptions:
@@ -100,7 +101,8 @@ class FaultPlan:
             kind = self._kind_for(draw(self._seed, key, ordinal))
             if kind is not None and applicable is not None and kind not in applicable:
                 kind = None
-            if kind is not None and self._consecutive.get(key, 0) >= self._options.max_consecutive:
+            limit = self._options.max_consecutive
+            if kind is not None and limit is not None and self._consecutive.get(key, 0) >= limit:
                 kind = None
             self._consecutive[key] = self._consecutive.get(key, 0) + 1 if kind is not None else 0
             return kind

@@ -6,6 +6,13 @@
 Error bodies follow IBM API Connect's `{"httpCode", "httpMessage", "moreInformation"}` shape (inferred).
 The gateway runs on its own SimServer, so its throttle bucket (keyed by gateway token) and its statistics
 are separate from Canvas's.
+
+A proxy passes Canvas's answer on as it is, and Canvas builds its `Link` header (and every other absolute URL)
+from its own URL helpers (canvas-lms `lib/api.rb` `build_links_hash`, `accounts_controller.rb#courses_api` with
+`api_v1_account_courses_url`): absolute URLs on the Canvas host under `/api/v1/...`. Nothing public says the
+university's gateway rewrites them, so by default it does not; `GatewayOptions.rewrite_links` keeps the
+friendlier links on the gateway under the scope prefix. The Canvas base URL is taken from the CanvasRest once
+its server has started (or set `Gateway.canvas_base_url`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sandbox.canvas_rest import CanvasRest
@@ -30,6 +37,7 @@ class GatewayOptions:
     scope: str = "canvasreadonly"              # CANVAS.API_SUBSCRIPTION_NAME
     scope_prefix: str = "aa/CanvasReadOnly"    # CANVAS.API_SCOPE_PREFIX
     token_ttl: float = 3600.0                  # seconds
+    rewrite_links: bool = False                # True: Link headers point at the gateway, not at Canvas
 
 
 def oauth_error(status: int, error: str, description: str) -> Response:
@@ -70,6 +78,8 @@ class Gateway:
         self.rest = rest
         self.options = options or GatewayOptions()
         self.tokens = TokenStore(self.options.token_ttl, clock)
+        self.canvas_base_url: str | None = None    # None: the CanvasRest's own, once its server started
+        self.prefix = "/" + self.options.scope_prefix.strip("/")
 
     def token(self, request: Request) -> Response:
         form = request.form()
@@ -98,8 +108,18 @@ class Gateway:
                 return gateway_error(401, "Unauthorized", "Cannot pass the security checks that are required "
                                                           "by the target API or operation, Enable debug headers "
                                                           "for more details.")
-            return handler(request, **params)
+            return handler(self.forwarded(request), **params)
         return check
+
+    def forwarded(self, request: Request) -> Request:
+        """The request as Canvas sees it: its own host and /api/v1 path (unless links are rewritten)."""
+        if self.options.rewrite_links:
+            return request
+        base = self.canvas_base_url or self.rest.base_url
+        if base is None:
+            raise RuntimeError("the gateway does not know Canvas's base URL: start Canvas first or set "
+                               "Gateway.canvas_base_url")
+        return replace(request, base_url=base, path="/api/v1" + request.path.removeprefix(self.prefix))
 
 
 def build_gateway_app(rest: CanvasRest, options: GatewayOptions | None = None,
@@ -107,7 +127,7 @@ def build_gateway_app(rest: CanvasRest, options: GatewayOptions | None = None,
     """An App serving the token endpoint and the gateway's Canvas paths."""
     gateway = Gateway(rest, options, clock)
     app = App()                                # throttle key: the gateway Bearer token
-    prefix = "/" + gateway.options.scope_prefix.strip("/")
+    prefix = gateway.prefix
     app.add_route("POST", TOKEN_PATH, gateway.token)
     app.add_route("GET", f"{prefix}/accounts/{{account_id:int}}/terms/{{term_id}}", gateway.guarded(rest.term))
     app.add_route("GET", f"{prefix}/accounts/{{account_id:int}}", gateway.guarded(rest.account))

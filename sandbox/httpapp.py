@@ -47,6 +47,7 @@ class Request:
     headers: Headers
     body: bytes = b""
     base_url: str = ""                         # scheme://host:port of the serving SimServer
+    client: str = ""                           # the client's IP address
 
     def json(self) -> Any:
         """The body parsed as JSON (raises ValueError when it is not JSON)."""
@@ -148,6 +149,7 @@ class App:
     def __init__(self, throttle_key: Callable[[Request], str | None] = bearer_key) -> None:
         self.routes: list[Route] = []
         self.throttle_key = throttle_key       # None = this request is not throttled
+        self.on_start: list[Callable[[str], None]] = []   # called with the server's base URL once it listens
 
     def route(self, method: str, pattern: str, *, faultable: bool = True) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:

@@ -12,12 +12,15 @@ Build an `App` (a router of handlers, from `sandbox.httpapp`), wrap it in a `Sim
     ...  # requests.get(f"{server.url}/api/v1/courses/1")
     server.stop()
 
-Per request the server (1) sleeps the network latency (+ seeded jitter; not charged), (2) asks the throttle
-to admit the request's key (the app's `throttle_key` hook, by default its Bearer token), (3) draws a fault,
-(4) runs the handler, (5) sleeps the rest of the server time `overhead_ms + per_record_ms * records` (the
-handler's own time counts towards it), which is also the request's cost charged to the throttle and
-reported as `X-Request-Cost` (seconds). Sleeps run to deadlines counted from the moment the request line
-arrived, and the throttle is moved at those modelled instants, not when a thread happens to wake.
+Per request the server (1) sleeps the network latency (+ seeded jitter; not charged), (2) answers as a load
+balancer would while the host is in an outage (sandbox.outages), (3) asks the throttle to admit the request's
+key (the app's `throttle_key` hook, by default its Bearer token), (4) draws a fault, (5) runs the handler,
+(6) sleeps the rest of the server time `overhead_ms + per_record_ms * records` (the handler's own time counts
+towards it), which is also the request's cost charged to the throttle and reported as `X-Request-Cost`
+(seconds, printed as Ruby prints a Float). A refused request (sandbox.throttle has canvas-lms's rules) is
+answered at once, with `X-Rate-Limit-Remaining` and no `X-Request-Cost`. Sleeps run to deadlines counted from
+the moment the request line arrived, and the throttle is moved at those modelled instants, not when a thread
+happens to wake.
 `SimServer.stats` counts everything; `stats.snapshot()` returns a plain dict.
 """
 
@@ -41,9 +44,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sandbox.faults import FaultKind, FaultOptions, FaultPlan
 from sandbox.httpapp import App, Headers, Request, Response, Route, html_response, json_response, not_found
+from sandbox.outages import OutageMode, OutageOptions, OutageWindow, outage_response, outage_status
 from sandbox.receive_time import StampedSocketReader
 from sandbox.server_stats import Counters
-from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
+from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions, Ticket, ruby_float
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,7 @@ class ServerOptions:
     throttle: ThrottleOptions = field(default_factory=ThrottleOptions)
     cost: CostModel = field(default_factory=CostModel)
     idle_timeout: float = 60.0                 # seconds a keep-alive connection may stay idle
+    outage: OutageOptions = field(default_factory=OutageOptions)   # a scheduled outage (none by default)
 
 
 class SimServer:
@@ -83,6 +88,7 @@ class SimServer:
         self.stats = Counters(leak=self.options.throttle.leak)
         self.throttle = LeakyBucketThrottle(self.options.throttle, clock)
         self.faults = FaultPlan(self.options.faults, self.options.seed)
+        self.outages = OutageWindow(self.options.outage, self.options.seed, clock)
         self._rng = random.Random(self.options.seed)
         self._rng_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -98,6 +104,8 @@ class SimServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"sim-{self.name}", daemon=True)
         self._thread.start()
+        for callback in self.app.on_start:
+            callback(self.url)
         logger.info("%s simulator listening on %s", self.name, self.url)
         return self
 
@@ -118,6 +126,14 @@ class SimServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def begin_outage(self, seconds: float | None = None, mode: OutageMode | str | None = None) -> None:
+        """Take this host (and any sharing its outage window) down for `seconds` from now."""
+        self.outages.begin(seconds, mode)
+
+    def share_outages(self, window: OutageWindow) -> None:
+        """Go down and up together with the other servers using `window` (set before traffic starts)."""
+        self.outages = window
 
     @property
     def url(self) -> str:
@@ -142,11 +158,14 @@ class SimServer:
         matched = self.app.match(request.method, request.path)
         route, params = matched if matched else (None, {})
         self.stats.request(route.name if route else "unmatched")
+        outage = self.outages.observe(arrival)
+        if outage is not None:                 # the load balancer answers: not throttled, not charged
+            self.stats.outage(outage.value, outage_status(outage))
+            return outage_response(outage)
         key = self.app.throttle_key(request) if self.options.throttle.enabled else None
-        ticket = self.throttle.begin(key, at=arrival) if key is not None else None
-        if key is not None and ticket is None:
-            self.stats.throttled()
-            return self._refusal()
+        ticket = self.throttle.reserve(key, at=arrival) if key is not None else None
+        if ticket is not None and not ticket.allowed:
+            return self._refusal(ticket, arrival)
         cost, response, fault = 0.0, None, None
         try:
             fault, response = self._process(route, params, request)
@@ -158,8 +177,8 @@ class SimServer:
         self._sleep_until(completed)
         late = max(time.monotonic() - completed, 0.0)
         if ticket is not None and response is not None:
-            response.headers["X-Request-Cost"] = f"{cost:.6f}"
-            response.headers["X-Rate-Limit-Remaining"] = f"{self.throttle.remaining(ticket.key, at=completed):.3f}"
+            response.headers["X-Request-Cost"] = ruby_float(cost)
+            response.headers["X-Rate-Limit-Remaining"] = ruby_float(self.throttle.remaining_after(ticket, completed))
         self.stats.served(cost, response.records if response else 0, response.status if response else None,
                           late)
         if fault is FaultKind.SLOW:            # a stall on the way back: the client times out first
@@ -201,10 +220,15 @@ class SimServer:
             self.stats.handler_error()
             return json_response({"errors": [{"message": "simulator handler error"}]}, status=500)
 
-    def _refusal(self) -> Response:
+    def _refusal(self, ticket: Ticket, arrival: float) -> Response:
+        """rate_limit_exceeded: its block costs a sliver of CPU; the headers report the bucket after it."""
         options = self.options.throttle
+        done = arrival + options.refusal_cost
+        self.throttle.complete(ticket, options.refusal_cost, at=done)
+        self.stats.throttled()
+        remaining = ruby_float(self.throttle.remaining_after(ticket, done))
         return Response(options.status, options.refusal_body(),
-                        {"Content-Type": "text/plain; charset=utf-8", "X-Rate-Limit-Remaining": "0.0"})
+                        {"Content-Type": "text/plain; charset=utf-8", "X-Rate-Limit-Remaining": remaining})
 
     def _network_delay(self) -> float:
         jitter = 0.0
@@ -308,6 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=Headers(list(self.headers.items())),
             body=body,
             base_url=sim.url,
+            client=str(self.client_address[0]),
         )
         sim.stats.enter()
         try:

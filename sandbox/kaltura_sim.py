@@ -1,4 +1,5 @@
-"""Kaltura API v3 as `KalturaApiClient` speaks it (protocol-notes §A): `session.start` and `media.list`.
+"""Kaltura API v3 as `KalturaApiClient` speaks it: `session.start` and `media.list`
+(https://developer.kaltura.com/api-docs/service).
 
 Requests are POSTs to `/api_v3/service/{service}/action/{action}` with a JSON body of stringified values
 (the 23.x client); the legacy flattened style (`filter:createdAtGreaterThanOrEqual=...` as form or query)

@@ -3,6 +3,7 @@
     with Sandbox(generate_university("small"), SandboxOptions(udw_db=pg_params, env_file=path)) as sandbox:
         sandbox.config          # the configuration written to sandbox.env_file (every key of env_blank.hjson)
         sandbox.stats()         # per-server statistics
+        sandbox.outage(30, hosts=("canvas", "gateway"))   # both down for 30 s from now
 
 Other simulators join through `register_service(name, factory)`. A factory is called as
 `factory(university, options)` and returns `(started SimServer, config dict)`; the config dict is merged
@@ -19,7 +20,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from sandbox.canvas_rest import CanvasOptions, CanvasRest, build_canvas_app
 from sandbox.faults import FaultOptions
 from sandbox.gateway import GatewayOptions, build_gateway_app
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
+from sandbox.outages import OutageMode, OutageOptions, OutageWindow
 from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import UdwLag
 from sandbox.university import University
@@ -86,6 +88,8 @@ class SandboxOptions:
     inventory_db: Mapping[str, str] | None = None
     env_file: Path | None = None               # None = no file written
     env_template: Path = ENV_TEMPLATE
+    outage: OutageOptions = field(default_factory=OutageOptions)   # scheduled outage (after_requests set)
+    outage_hosts: tuple[str, ...] | None = None                   # servers it takes down; None = all
 
 
 def default_term_ids(university: University) -> list[int]:
@@ -131,6 +135,7 @@ class Sandbox:
         try:
             service_config = self._start_services()
             self._start_canvas(service_config)
+            self._schedule_outage()
             if self.options.udw_db is not None:
                 from sandbox.udw import load_udw  # psycopg2 only when a UDW is asked for
 
@@ -157,6 +162,13 @@ class Sandbox:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def outage(self, seconds: float | None = None, hosts: Sequence[str] | None = None,
+               mode: OutageMode | str | None = None) -> None:
+        """Take `hosts` (None = every server) down together for `seconds` from now."""
+        windows = {id(server.outages): server.outages for server in self._hosts(hosts)}
+        for window in windows.values():
+            window.begin(seconds, mode)
+
     def urls(self) -> dict[str, str]:
         return {name: server.url for name, server in self.servers.items()}
 
@@ -167,9 +179,24 @@ class Sandbox:
                   for key in ("requests", "throttled", "handler_errors", "records")}
         totals["charged_cost_s"] = round(sum(s["charged_cost_s"] for s in per_server.values()), 6)
         totals["faults"] = sum(sum(s["faults"].values()) for s in per_server.values())
+        totals["outage_failures"] = sum(s["outage_failures"] for s in per_server.values())
         return {"servers": per_server, "totals": totals}
 
     # ---- internals ----
+    def _hosts(self, hosts: Sequence[str] | None) -> list[SimServer]:
+        unknown = sorted(set(hosts or ()) - set(self.servers))
+        if unknown:
+            raise ValueError(f"unknown sandbox hosts {unknown}; running: {sorted(self.servers)}")
+        return [self.servers[name] for name in (self.servers if hosts is None else hosts)]
+
+    def _schedule_outage(self) -> None:
+        # One window for every host it names, so they go down together after the N-th request any of them gets.
+        if self.options.outage.after_requests is None:
+            return
+        window = OutageWindow(self.options.outage, self.options.seed)
+        for server in self._hosts(self.options.outage_hosts):
+            server.share_outages(window)
+
     def _server_options(self, index: int, throttled: bool) -> ServerOptions:
         o = self.options
         return ServerOptions(host=o.host, port=o.port_base + index if o.port_base else 0, latency_ms=o.latency_ms,

@@ -1,4 +1,5 @@
-"""Request statistics of one simulator server: what was asked, answered, refused, faulted and charged."""
+"""Request statistics of one simulator server: what was asked, answered, refused, faulted, failed by an outage
+and charged."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class Counters:
             self._requests: Counter[str] = Counter()
             self._statuses: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
+            self._outages: Counter[str] = Counter()
             self._throttled = 0
             self._handler_errors = 0
             self._charged = 0.0
@@ -50,6 +52,11 @@ class Counters:
             self._throttled += 1
             self._statuses["throttled"] += 1
 
+    def outage(self, kind: str, status: int | None) -> None:
+        with self._lock:
+            self._outages[kind] += 1
+            self._statuses["reset" if status is None else str(status)] += 1
+
     def handler_error(self) -> None:
         with self._lock:
             self._handler_errors += 1
@@ -76,6 +83,8 @@ class Counters:
                 "statuses": dict(self._statuses),
                 "throttled": self._throttled,
                 "faults": {kind.value: self._faults.get(kind.value, 0) for kind in FaultKind},
+                "outage_failures": sum(self._outages.values()),
+                "outages": dict(self._outages),
                 "handler_errors": self._handler_errors,
                 "records": self._records,
                 "charged_cost_s": round(self._charged, 6),

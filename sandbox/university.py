@@ -24,6 +24,7 @@ ENROLLMENT_TYPES = (
 ENROLLMENT_STATES = ("invited", "creation_pending", "active", "deleted", "rejected", "completed", "inactive")
 # States whose student enrollments do not count towards `total_students` (Canvas accounts API).
 NOT_COUNTED_STATES = frozenset({"rejected", "completed", "deleted", "inactive"})
+ANALYTICS_STUDENT_TYPES = frozenset({"StudentEnrollment", "StudentViewEnrollment"})
 AUDIT_EVENT_TYPES = (
     "created", "updated", "concluded", "unconcluded", "published", "unpublished",
     "deleted", "restored", "copied_to", "copied_from", "reset_to", "reset_from",
@@ -218,6 +219,12 @@ class University:
             e.state != "deleted" and (wanted is None or e.type in wanted)
             for e in self.enrollments_by_course.get(course_id, [])
         )
+
+    def has_analytics_students(self, course_id: int) -> bool:
+        """Analytics::Course#available? (instructure/analytics lib/analytics/course.rb): the course has a student
+        enrollment (Course#all_student_enrollments: StudentEnrollment or StudentViewEnrollment) active or completed."""
+        return any(e.type in ANALYTICS_STUDENT_TYPES and e.state in ("active", "completed")
+                   for e in self.enrollments_by_course.get(course_id, []))
 
     def graphql_enrollments(self, course_id: int, states: set[str] | None = None) -> list[Enrollment]:
         """course.enrollmentsConnection: all but deleted by default, or exactly `states` when filtered."""

@@ -1,4 +1,5 @@
-"""Zoom LTI Pro simulator (protocol-notes §D): the LTI 1.1 launch and the previous-meetings JSON API.
+"""Zoom LTI Pro simulator: the LTI 1.1 launch and the previous-meetings JSON API (a private API without public
+documentation: the README's "The sandbox" says what is assumed).
 
 - `POST /lti/rich` takes the form Canvas's launch page auto-submits. It checks the LTI fields and the OAuth 1.0a
   HMAC-SHA1 body signature (consumer key/secret as Canvas signs them, a timestamp window and single-use nonces,
@@ -171,7 +172,7 @@ def _head(title: str) -> str:
 
 
 def _layout_lines(session: LtiSession, title: str) -> str:
-    """Each value on its own line, the shape the protocol notes describe; a stale value in a comment."""
+    """Each value on its own line, the shape the job was first written against; a stale value in a comment."""
     return (f"{_head(title)}<script>\nwindow.appConf = {{}};\n"
             '// appConf.scid = "0000-stale-from-a-comment";\n'
             f'appConf.scid = "{session.scid}";\n'

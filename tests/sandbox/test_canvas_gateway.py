@@ -27,9 +27,13 @@ def clock() -> Clock:
     return Clock()
 
 
+CANVAS_URL = "http://canvas.example.edu:8443"
+
+
 @pytest.fixture(scope="module")
 def gateway(clock):
     rest = CanvasRest(tiny_university(), CanvasOptions())
+    rest.set_base_url(CANVAS_URL)              # what Canvas's server start does (build_canvas_app)
     app, _ = build_gateway_app(rest, OPTIONS, clock=clock)
     with SimServer(app, name="gateway", options=ServerOptions(cost=CostModel(0, 0))) as server:
         yield server
@@ -67,15 +71,43 @@ def test_token_endpoint_refuses_bad_requests(gateway, overrides, status, error):
     assert "shh" not in got.text
 
 
-def test_gateway_answers_like_canvas_with_gateway_links(gateway):
+def test_gateway_passes_canvas_answers_on_with_canvas_links(gateway):
     token = get_token(gateway).json()["access_token"]
     assert call(gateway, "/accounts/1/terms/7", token).json()["sis_term_id"] == "2310"
     assert call(gateway, "/accounts/4", token).json()["name"] == "Other"
-    page = call(gateway, "/accounts/1/courses?per_page=5&enrollment_term_id=7", token)
-    assert len(page.json()) == 5
-    assert f'<{gateway.url}/aa/CanvasReadOnly/accounts/1/courses?enrollment_term_id=7&page=2&per_page=5>; rel="next"' \
-        in page.headers["Link"]
+    page = call(gateway, "/accounts/1/courses?per_page=5&enrollment_term_id=7&include=total_students", token)
+    assert len(page.json()) == 5 and "total_students" in page.json()[0]
+    # Canvas's own URL helper builds the links: its host, /api/v1, not the gateway's prefix.
+    assert (f'<{CANVAS_URL}/api/v1/accounts/1/courses?enrollment_term_id=7&include=total_students&page=2'
+            '&per_page=5>; rel="next"') in page.headers["Link"]
+    assert page.json()[0]["calendar"]["ics"].startswith(f"{CANVAS_URL}/feeds/")
     assert call(gateway, "/accounts/99", token).status_code == 404
+
+
+def test_rewritten_gateway_links_stay_available_as_an_option(clock):
+    rest = CanvasRest(tiny_university(), CanvasOptions())
+    options = GatewayOptions(client_id="cid", client_secret="shh", rewrite_links=True)
+    app, _ = build_gateway_app(rest, options, clock=clock)
+    with SimServer(app, name="gateway", options=ServerOptions(cost=CostModel(0, 0))) as server:
+        token = get_token(server).json()["access_token"]
+        page = call(server, "/accounts/1/courses?per_page=5&enrollment_term_id=7", token)
+        assert (f'<{server.url}/aa/CanvasReadOnly/accounts/1/courses?enrollment_term_id=7&page=2&per_page=5>; '
+                'rel="next"') in page.headers["Link"]
+
+
+def test_the_gateway_learns_canvas_s_url_when_canvas_starts():
+    from sandbox.canvas_rest import build_canvas_app
+
+    canvas_app, rest = build_canvas_app(tiny_university(), CanvasOptions())
+    gateway_app, gateway = build_gateway_app(rest, OPTIONS)
+    with SimServer(canvas_app, options=ServerOptions(cost=CostModel(0, 0))) as canvas, \
+            SimServer(gateway_app, options=ServerOptions(cost=CostModel(0, 0))) as server:
+        token = get_token(server).json()["access_token"]
+        page = call(server, "/accounts/1/courses?per_page=5", token)
+        assert page.headers["Link"].startswith(f"<{canvas.url}/api/v1/accounts/1/courses?page=1&per_page=5>")
+        gateway.canvas_base_url = "https://canvas.umich.example"
+        assert call(server, "/accounts/1/courses?per_page=5", token).headers["Link"].startswith(
+            "<https://canvas.umich.example/api/v1/accounts/1/courses?")
 
 
 def test_gateway_requires_token_and_client_id_header(gateway):

@@ -1,9 +1,10 @@
-"""Canvas REST simulator: auth, pagination (§C.3), filters, audit log, analytics, tabs and LTI launch."""
+"""Canvas REST simulator: auth, pagination (lib/api.rb), filters, audit log, analytics, tabs and LTI launch."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -30,7 +31,11 @@ FREE = ServerOptions(cost=CostModel(overhead_ms=0, per_record_ms=0))
 
 
 def tiny_university() -> University:
-    """Root 1 > 2 > 3, root 1 > 4; term 7; courses 101..130; course 101 has 230 enrollments."""
+    """Root 1 > 2 > 3, root 1 > 4; term 7; courses 101..130; course 101 has 230 enrollments.
+
+    Analytics cases: 101 (available, students, activity), 103 (completed, a completed student, activity),
+    105 (available, only an invited student), 109 (available, an active student, no activity).
+    """
     accounts = [Account(1, "Root", None, "UM_ROOT"), Account(2, "College", 1, "COL"),
                 Account(3, "Dept", 2, None), Account(4, "Other", 1, "OTHER")]
     terms = [Term(1, "Default Term", None, None, None, T0),
@@ -53,9 +58,13 @@ def tiny_university() -> University:
         kind = "TaEnrollment" if n % 3 == 0 else "StudentEnrollment"
         enrollments.append(Enrollment(eid, 101 + n, 3000 + n, 5000 + n, kind, "active"))
         eid += 1
+    for cid, state in ((103, "completed"), (105, "invited"), (109, "active")):
+        enrollments.append(Enrollment(eid, cid, 3000 + cid - 101, 5290 + cid - 101, "StudentEnrollment", state))
+        eid += 1
     audit = [AuditEvent(f"ev-{i:03d}", 101, T0 + timedelta(hours=i), "published" if i == 4 else "updated", "manual")
              for i in range(23)]
-    activity = [ActivityDay(101, date(2020, 9, 1) + timedelta(days=i), 10 * i, i) for i in range(5)]
+    activity = [ActivityDay(cid, date(2020, 9, 1) + timedelta(days=i), 10 * i + cid, i) for cid in (101, 103)
+                for i in range(5)]
     tabs = [Tab(101, "home", "Home", "internal", 1), Tab(101, "context_external_tool_123", "Zoom", "external", 2,
                                                               tool_id=123),
             Tab(102, "home", "Home", "internal", 1), Tab(102, "context_external_tool_123", "Zoom", "external", 2,
@@ -142,6 +151,17 @@ def test_account_courses_filters_match_university_rules(canvas, university):
     assert "total_students" not in published[0]
 
 
+@pytest.mark.parametrize("include", ["include=total_students", "include[]=total_students",
+                                     "include[]=teachers&include[]=total_students"])
+def test_include_is_read_like_rails_array_params(canvas, university, include):
+    listed = get(canvas, f"/api/v1/accounts/1/courses?per_page=100&{include}").json()
+    assert listed and all(c["total_students"] == university.total_students(c["id"]) for c in listed)
+    single = get(canvas, f"/api/v1/courses/101?{include}").json()
+    assert single["total_students"] == university.total_students(101) > 0
+    page = get(canvas, f"/api/v1/accounts/1/courses?per_page=2&{include}")
+    assert links(page)["next"].startswith(f"{canvas.url}/api/v1/accounts/1/courses?{include.replace('[]', '%5B%5D')}&")
+
+
 def test_link_header_format_and_last_duplicate_per_page(canvas, university):
     total = sum(1 for c in university.courses if c.workflow_state != "deleted")
     first = get(canvas, "/api/v1/accounts/1/courses?enrollment_type[]=teacher&enrollment_type[]=student"
@@ -203,12 +223,39 @@ def test_audit_log_newest_first_compound_document(university, style):
     assert published["links"]["course"] == 101 and published["created_at"].endswith("Z")
 
 
-def test_analytics_activity_only_for_available_courses(canvas, university):
-    rows = get(canvas, "/api/v1/courses/101/analytics/activity").json()
-    assert rows == [{"date": d.date.isoformat(), "views": d.views, "participations": d.participations, "id": None}
-                    for d in university.activity_by_course[101]]
-    assert get(canvas, "/api/v1/courses/105/analytics/activity").json() == []      # available, no history
-    assert get(canvas, "/api/v1/courses/102/analytics/activity").status_code == 404  # unpublished
+def activity_rows(university: University, course_id: int) -> list[dict]:
+    return [{"date": d.date.isoformat(), "views": d.views, "participations": d.participations, "id": None}
+            for d in university.activity_by_course[course_id]]
+
+
+def test_analytics_needs_an_available_or_completed_course_with_an_active_or_completed_student(canvas, university):
+    assert get(canvas, "/api/v1/courses/101/analytics/activity").json() == activity_rows(university, 101)
+    assert get(canvas, "/api/v1/courses/103/analytics/activity").json() == activity_rows(university, 103)  # completed
+    assert get(canvas, "/api/v1/courses/109/analytics/activity").json() == []    # a student, no history
+    for course_id in (105, 113, 102, 104, 999):     # invited student only; no student; unpublished; deleted; none
+        missing = get(canvas, f"/api/v1/courses/{course_id}/analytics/activity")
+        assert missing.status_code == 404
+        assert missing.json() == {"errors": [{"message": "The specified resource does not exist."}]}
+
+
+UNAUTHORIZED = {"status": "unauthorized", "errors": [{"message": "user not authorized to perform that action"}]}
+
+
+def test_tokens_without_permissions_get_canvas_s_unauthorized_answers(university):
+    options = CanvasOptions(tokens=frozenset({TOKEN}), token_permissions=frozenset({"view_course_changes"}))
+    app, _ = build_canvas_app(university, options)
+    with SimServer(app, options=FREE) as server:
+        denied = get(server, "/api/v1/courses/101/analytics/activity")
+        assert denied.status_code == 401 and denied.json() == UNAUTHORIZED
+        assert get(server, "/api/v1/courses/102/analytics/activity").status_code == 404   # the course check first
+        assert get(server, "/api/v1/audit/course/courses/101").status_code == 200
+    app, _ = build_canvas_app(university, CanvasOptions(tokens=frozenset({TOKEN}), token_permissions=frozenset()))
+    with SimServer(app, options=FREE) as server:
+        denied = get(server, "/api/v1/audit/course/courses/101")
+        assert denied.status_code == 401 and denied.json() == UNAUTHORIZED
+        assert get(server, "/api/v1/audit/course/courses/104").status_code == 404         # deleted: not found
+    with pytest.raises(ValueError, match="unknown Canvas permissions"):
+        CanvasOptions(token_permissions=frozenset({"read_everything"}))
 
 
 def test_tabs_hidden_only_when_true_and_launch_chain(canvas):
@@ -231,13 +278,72 @@ def test_tabs_hidden_only_when_true_and_launch_chain(canvas):
     assert signature == oauth_signature("POST", "http://zoom.invalid:1/lti/rich", fields, "sandbox-zoom-secret")
 
 
-def test_launch_page_without_form_for_flagged_course_and_bad_verifier(canvas):
-    launch = get(canvas, "/api/v1/courses/102/external_tools/sessionless_launch?id=123&launch_type=x").json()
+MISSING_LAUNCH = "Cannot locate launch request, please try again."
+
+
+def test_launch_page_without_form_for_flagged_course(canvas):
+    launch = get(canvas, "/api/v1/courses/102/external_tools/sessionless_launch?id=123"
+                         "&launch_type=course_navigation").json()
     page = requests.get(launch["url"], timeout=5)
     assert page.status_code == 200 and "<form" not in page.text
-    assert requests.get(f"{canvas.url}/courses/101/external_tools/sessionless_launch?verifier=forged",
-                        timeout=5).status_code == 401
-    assert get(canvas, "/api/v1/courses/101/external_tools/sessionless_launch?id=999").status_code == 404
+
+
+def test_a_verifier_works_once_and_unknown_ones_are_not_found(canvas):
+    launch = get(canvas, "/api/v1/courses/101/external_tools/sessionless_launch?id=123"
+                         "&launch_type=course_navigation").json()
+    query = parse_qs(urlsplit(launch["url"]).query)
+    assert list(query) == ["session_token", "verifier"]                # {verifier:, session_token:}.to_query
+    assert re.fullmatch(r"[0-9a-f]{128}", query["verifier"][0])         # SecureRandom.hex(64)
+    assert requests.get(launch["url"], timeout=5).status_code == 200
+    for url in (launch["url"], f"{canvas.url}/courses/101/external_tools/sessionless_launch?verifier=forged"):
+        again = requests.get(url, timeout=5)
+        assert again.status_code == 404 and again.text == MISSING_LAUNCH
+        assert again.headers["Content-Type"].startswith("text/plain")
+
+
+def test_reusable_verifiers_stay_available_as_an_option_and_launches_expire(university):
+    from sandbox.canvas_rest import CanvasRest, install_canvas_routes
+    from sandbox.httpapp import App
+
+    now = [0.0]
+    rest = CanvasRest(university, CanvasOptions(tokens=frozenset({TOKEN}), single_use_verifier=False),
+                      clock=lambda: now[0])
+    app = App()
+    install_canvas_routes(app, rest)
+    with SimServer(app, options=FREE) as server:
+        url = get(server, "/api/v1/courses/101/external_tools/sessionless_launch?id=123").json()["url"]
+        assert [requests.get(url, timeout=5).status_code for _ in range(2)] == [200, 200]
+        now[0] += 300.0                                                  # Lti::RedisMessageClient::TTL
+        assert requests.get(url, timeout=5).text == MISSING_LAUNCH
+
+
+def test_launch_api_errors_follow_external_tools_controller(canvas):
+    path = "/api/v1/courses/101/external_tools/sessionless_launch"
+    for query in ("?id=999&launch_type=course_navigation", "?id=123&launch_type=assignment_selection"):
+        moved = get(canvas, path + query, allow_redirects=False)           # find_tool: redirect to the course
+        assert moved.status_code == 302 and moved.headers["Location"] == f"{canvas.url}/courses/101"
+    unmatched = get(canvas, path + "?url=https://tool.invalid/launch")
+    assert unmatched.status_code == 200
+    assert unmatched.json() == {"errors": {"external_tool": "Unable to find a matching external tool"}}
+    matched = get(canvas, path + "?url=http://zoom.invalid:1/lti/rich").json()
+    assert matched["id"] == 123 and "verifier=" in matched["url"]
+    neither = get(canvas, path)
+    assert neither.status_code == 400 and set(neither.json()["errors"]) == {
+        "id", "url", "module_item_id", "resource_link_lookup_uuid"}
+
+
+def test_unauthenticated_canvas_requests_are_throttled_by_client_ip(university):
+    from sandbox.throttle import ThrottleOptions
+
+    app, _ = build_canvas_app(university, CanvasOptions(tokens=frozenset({TOKEN})))
+    options = ServerOptions(cost=CostModel(40, 0), throttle=ThrottleOptions(enabled=True, leak=0.001))
+    with SimServer(app, options=options) as server:
+        launch = get(server, "/api/v1/courses/101/external_tools/sessionless_launch?id=123").json()
+        page = requests.get(launch["url"], timeout=5)                     # no token: RequestThrottle keys "ip:..."
+        assert page.headers["X-Request-Cost"] == "0.04" and "X-Rate-Limit-Remaining" in page.headers
+        # Each bucket holds one request's 0.04 (less a leak of 0.001/s): the page went to the IP's bucket.
+        assert server.throttle.level("ip:127.0.0.1") == pytest.approx(0.04, abs=1e-4)
+        assert server.throttle.level(TOKEN) == pytest.approx(0.04, abs=1e-4)
 
 
 def test_default_launch_form_choice_is_seeded_and_rare(university):

@@ -21,6 +21,7 @@ from sandbox.__main__ import build_parser, main, sandbox_options
 from sandbox.httpapp import App, Request, json_response
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.runner import ENV_TEMPLATE, ROOT, Sandbox, SandboxOptions, default_term_ids, register_service
+from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import NO_LAG, UdwLag
 from tests.sandbox.test_canvas_rest import tiny_university
 
@@ -130,10 +131,12 @@ def test_default_term_ids_prefer_terms_in_session():
 
 def test_fault_options_from_the_command_line():
     args = build_parser().parse_args(["serve", "--fault-rate", "0.1", "--fault-reset", "0.3",
-                                      "--throttle-status", "429", "--token-ttl", "60", "--slow-seconds", "2"])
+                                      "--throttle-status", "403", "--token-ttl", "60", "--slow-seconds", "2",
+                                      "--max-consecutive-faults", "3"])
     options = sandbox_options(args, env_file=None, udw_dbname=None, inventory_dbname=None)
     assert options.faults.reset == 0.3 and options.faults.http500 == pytest.approx(0.02)
-    assert options.faults.slow_seconds == 2 and options.throttle.status == 429 and options.throttle.enabled
+    assert options.faults.slow_seconds == 2 and options.faults.max_consecutive == 3
+    assert options.throttle.status == 403 and options.throttle.enabled
     assert options.gateway.token_ttl == 60 and options.udw_db is None
 
 
@@ -156,6 +159,40 @@ def test_impossible_udw_lag_is_a_usage_error(capsys, arguments, message):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+
+def test_command_line_defaults_are_the_faithful_ones():
+    options = sandbox_options(build_parser().parse_args(["serve"]), env_file=None, udw_dbname=None,
+                              inventory_dbname=None)
+    assert options.faults.max_consecutive is None
+    assert options.throttle == ThrottleOptions(enabled=True)           # 429, hwm 600, leak 10, up-front 50, max 800
+    assert options.canvas.single_use_verifier and options.canvas.token_permissions is None
+    assert options.canvas.roster_churn == 0.0 and not options.gateway.rewrite_links
+
+
+def test_throttle_and_canvas_options_from_the_command_line():
+    args = build_parser().parse_args(["serve", "--throttle-hwm", "300", "--throttle-up-front", "100",
+                                      "--throttle-outflow", "5", "--throttle-maximum", "400", "--roster-churn", "0.2",
+                                      "--token-permissions", "read_roster", "view_analytics",
+                                      "--reusable-verifiers", "--gateway-rewrite-links"])
+    options = sandbox_options(args, env_file=None, udw_dbname=None, inventory_dbname=None)
+    assert (options.throttle.hwm, options.throttle.up_front, options.throttle.leak, options.throttle.maximum) == \
+        (300, 100, 5, 400)
+    assert options.canvas.roster_churn == 0.2 and not options.canvas.single_use_verifier
+    assert options.canvas.token_permissions == frozenset({"read_roster", "view_analytics"})
+    assert options.gateway.rewrite_links
+
+
+@pytest.mark.parametrize(("flags", "message"), [(["--roster-churn", "2"], "roster_churn"),
+                                                (["--throttle-hwm", "900"], "maximum >= hwm"),
+                                                (["--outage-seconds", "0"], "outage seconds")])
+def test_bad_option_values_get_one_line_and_exit_2(capsys, flags, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", *flags])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in error and "Traceback" not in error
+
+
 def test_help_documents_every_option():
     parser = build_parser()
     serve = parser._subparsers._group_actions[0].choices["serve"]          # noqa: SLF001 - inspect argparse
@@ -165,7 +202,10 @@ def test_help_documents_every_option():
     text = serve.format_help()
     for option in ("--latency-ms", "--fault-rate", "--fault-bad-json", "--throttle-status", "--token-ttl",
                    "--port-base", "--env-file", "--udw-dbname", "--inventory-dbname", "--udw-lag-missing",
-                   "--udw-lag-stale"):
+                   "--udw-lag-stale", "--throttle-hwm", "--throttle-outflow", "--throttle-up-front",
+                   "--throttle-maximum", "--outage-after-requests", "--outage-seconds", "--outage-hosts",
+                   "--outage-mode", "--roster-churn", "--token-permissions", "--gateway-rewrite-links",
+                   "--reusable-verifiers", "--max-consecutive-faults"):
         assert option in text
 
 
@@ -209,3 +249,20 @@ def test_serve_runs_until_sigterm_and_prints_stats(tmp_path):
 def test_env_file_path_default_is_ignored_by_git():
     default = build_parser().parse_args(["serve"]).env_file
     assert Path(default).parent == ROOT / "config" / "secrets"
+
+
+def test_the_benchmark_passes_its_sandbox_options_through():
+    import argparse
+
+    from bench.course_inventory import add_sandbox_arguments, sandbox_flags
+
+    bench = argparse.ArgumentParser()
+    add_sandbox_arguments(bench)
+    args = bench.parse_args(["--throttle-hwm", "300", "--throttle-up-front", "100", "--roster-churn", "0.1",
+                             "--outage-after-requests", "2000", "--outage-seconds", "30", "--outage-hosts",
+                             "canvas", "gateway"])
+    serve = build_parser().parse_args(["serve", *sandbox_flags(args)])
+    options = sandbox_options(serve, env_file=None, udw_dbname=None, inventory_dbname=None)
+    assert options.throttle == ThrottleOptions(enabled=True, hwm=300, up_front=100)
+    assert options.canvas.roster_churn == 0.1
+    assert options.outage.after_requests == 2000 and options.outage_hosts == ("canvas", "gateway")

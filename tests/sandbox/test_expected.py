@@ -183,6 +183,17 @@ def test_section_sis_ids_of_a_warehouse_where_every_row_is_stale(tiny: Tiny) -> 
     assert sis_id_disagreements(u, [10], NO_LAG) == []
 
 
+
+def test_usage_needs_an_active_or_completed_student_as_canvas_analytics_does(tiny: Tiny) -> None:
+    tiny.courses.append(course(109, "available"))                 # kept: an invited student counts...
+    tiny.sections.append(Section(1_109, 109, "S 109", None))
+    tiny.enroll(109, "StudentEnrollment", "invited")
+    tiny.activity.append(ActivityDay(109, date(2025, 9, 2), 5, 1))   # ...but analytics answers 404
+    expected = expected_inventory(tiny.build(), [10, 20])
+    assert 109 in {c["canvas_id"] for c in expected["course"]}
+    assert {r["course_id"] for r in expected["canvas_course_usage"]} == {100, 105}
+
+
 def test_term_without_dates_or_sis_id(tiny: Tiny) -> None:
     term = expected_inventory(tiny.build(), [20])["term"]
     assert term == [{"canvas_id": 20, "name": "Default Term", "sis_id": None, "start_at": None, "end_at": None}]

@@ -1,4 +1,4 @@
-"""Fault plans are reproducible from the seed and never block a logical request forever."""
+"""Fault plans are reproducible from the seed; by default a request may fail any number of times in a row."""
 
 from collections import Counter
 
@@ -41,9 +41,21 @@ def test_rates_are_respected_roughly():
     assert kinds[FaultKind.SLOW] == 0
 
 
-def test_a_retry_eventually_succeeds_even_at_rate_one():
-    options = FaultOptions(http500=1.0, max_consecutive=2)
-    plan = FaultPlan(options, 1)
+def test_by_default_nothing_forces_the_next_attempt_to_succeed():
+    assert FaultOptions().max_consecutive is None
+    plan = FaultPlan(FaultOptions(http500=1.0), 1)
+    assert [plan.decide("same") for _ in range(10)] == [FaultKind.HTTP500] * 10
+
+
+def test_default_draws_are_independent_so_long_runs_of_faults_happen():
+    # At rate 0.5, some of 2,000 logical requests fail their first four attempts (expected ~125).
+    plan = FaultPlan(FaultOptions(http500=0.5), 9)
+    runs = [all(plan.decide(f"k{i}") is FaultKind.HTTP500 for _ in range(4)) for i in range(2_000)]
+    assert 60 < sum(runs) < 200
+
+
+def test_forcing_success_stays_available_as_an_option():
+    plan = FaultPlan(FaultOptions(http500=1.0, max_consecutive=2), 1)
     decisions = [plan.decide("same") for _ in range(6)]
     assert decisions == [FaultKind.HTTP500, FaultKind.HTTP500, None] * 2
 
@@ -58,3 +70,5 @@ def test_invalid_rates_refused():
         FaultOptions(http500=0.7, reset=0.5)
     with pytest.raises(ValueError):
         FaultOptions(slow=-0.1)
+    with pytest.raises(ValueError):
+        FaultOptions(max_consecutive=0)

@@ -119,11 +119,11 @@ def test_cost_model_charges_server_time_not_latency():
 
 
 def test_a_busy_simulator_moves_the_throttle_at_modelled_instants():
-    # One request at a time fits (up-front > hwm). The thread serving the first request wakes 300 ms late
-    # from its server-time sleep (as in a simulator busy executing queries) although the model charges 10 ms;
-    # a second request arriving 100 ms later reaches the server after the first's modelled completion, so
-    # it is admitted, as on Canvas, and the first answer counts as late.
-    throttle = ThrottleOptions(enabled=True, hwm=100, up_front=150, leak=1, maximum=200)
+    # One request at a time fits (two up-front costs reach the hwm). The thread serving the first request wakes
+    # 300 ms late from its server-time sleep (as in a simulator busy executing queries) although the model
+    # charges 10 ms; a second request arriving 100 ms later reaches the server after the first's modelled
+    # completion, so it is admitted, as on Canvas, and the first answer counts as late.
+    throttle = ThrottleOptions(enabled=True, hwm=100, up_front=60, leak=1, maximum=200)
     app, oversleep = make_app(), threading.local()
 
     @app.route("GET", "/busy")
@@ -154,10 +154,11 @@ def test_a_busy_simulator_moves_the_throttle_at_modelled_instants():
         assert 0.25 < snap["late_max_s"] < 0.5 and snap["late_10ms"] == 1
 
 
-@pytest.mark.parametrize("status", [403, 429])
-def test_throttled_requests_are_refused_with_canvas_body(status):
-    # up-front > hwm: a second request while one is in flight is refused.
-    throttle = ThrottleOptions(enabled=True, status=status, hwm=100, up_front=150, leak=1, maximum=200)
+@pytest.mark.parametrize(("status", "body"), [(429, b"429 Too Many Requests (Rate Limit Exceeded)\n"),
+                                              (403, b"403 Forbidden (Rate Limit Exceeded)\n")])
+def test_throttled_requests_are_refused_with_canvas_body_and_headers(status, body):
+    # Two up-front costs reach the hwm: a second request while one is in flight is refused.
+    throttle = ThrottleOptions(enabled=True, status=status, hwm=100, up_front=60, leak=1, maximum=200)
     options = ServerOptions(cost=CostModel(overhead_ms=300, per_record_ms=0), throttle=throttle)
     with SimServer(make_app(), options=options) as sim:
         auth = {"Authorization": "Bearer tok"}
@@ -166,11 +167,23 @@ def test_throttled_requests_are_refused_with_canvas_body(status):
             time.sleep(0.1)
             refused = requests.get(f"{sim.url}/items?n=1", headers=auth, timeout=5)
             assert slow.result().status_code == 200
-        assert refused.status_code == status
-        assert b"(Rate Limit Exceeded)" in refused.content
-        assert refused.headers["X-Rate-Limit-Remaining"] == "0.0"
+        assert refused.status_code == status and refused.content == body
+        assert refused.headers["Content-Type"] == "text/plain; charset=utf-8"
         assert "X-Request-Cost" not in refused.headers
+        # Not Canvas's "0.0" placeholder: the bucket after the refusal, 60 (in flight) + ~0.0005 left by it.
+        assert float(refused.headers["X-Rate-Limit-Remaining"]) == pytest.approx(100 - 60 - 0.0005, abs=0.3)
         assert sim.stats.snapshot()["throttled"] == 1
+
+
+def test_cost_and_remaining_headers_are_printed_as_ruby_floats():
+    options = ServerOptions(cost=CostModel(overhead_ms=40, per_record_ms=0),
+                            throttle=ThrottleOptions(enabled=True))
+    with SimServer(make_app(), options=options) as sim:
+        got = requests.get(f"{sim.url}/items?n=1", headers={"Authorization": "Bearer tok"}, timeout=5)
+    assert got.headers["X-Request-Cost"] == "0.04"
+    remaining = got.headers["X-Rate-Limit-Remaining"]
+    # 600 - (50 - leak x 0.04 + 0.04 - 50), clamped at 0 from below: 600.0 or a hair under, full precision.
+    assert remaining == repr(float(remaining)) and 599.95 < float(remaining) <= 600.0
 
 
 def fault_trace(seed: int, **rates: float) -> tuple[list[str], dict[str, int]]:
