@@ -33,7 +33,7 @@ class ThrottleController:
     less than the high-water mark (on the simulated bucket of tests/unit/test_client_http.py a twelfth refused
     ~2 % there, a sixth left ~5 % of the leak unused). A fixed `up_front_cost` may be given instead.
 
-    The margin of the setpoint (`headroom_sigmas`, from 2.5) is itself steered so that refusals make up
+    The margin of the setpoint (`headroom_sigmas`, from 2.0) is itself steered so that refusals make up
     `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin was too cautious on quiet
     workloads and too bold on noisy ones (README, "Benchmarks", has the figures).
     """
@@ -44,7 +44,7 @@ class ThrottleController:
 
     def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float | None = None,
                  prior_share: float = 1 / 8, min_reserves: float = 2.0,
-                 headroom_sigmas: float = 2.5, gain: float = 0.1, max_step: float = 0.25,
+                 headroom_sigmas: float = 2.0, gain: float = 0.1, max_step: float = 0.25,
                  smoothing_rtts: float = 2.0, spread_rtts: float = 8.0, window_slack: float = 2.0,
                  refusal_target: float | None = 0.005, sigma_bounds: tuple[float, float] = (1.5, 4.0),
                  sigma_gain: float = 0.05) -> None:
@@ -175,10 +175,12 @@ class ThrottleController:
 
     @property
     def target(self) -> float:
-        """The setpoint of the smoothed remaining: `headroom_sigmas` of its fluctuation, at least `min_reserves`."""
+        """The setpoint of the smoothed remaining: the refusal line (Canvas refuses a request once remaining is at
+        or below its up-front cost) plus `headroom_sigmas` of the remaining's fluctuation; at least `min_reserves`
+        up-front costs."""
         # Mean absolute deviation x 1.25 estimates a standard deviation, and one stale sample (after a pause of
         # this process) moves it far less than it would move a variance.
-        return max(self._min_target, self._sigmas * 1.25 * self._spread)
+        return max(self._min_target, self.up_front + self._sigmas * 1.25 * self._spread)
 
     def _smooth(self, remaining: float, now: float) -> None:
         # Time-weighted: a burst of answers at one instant is one observation of the bucket, not many.
@@ -220,9 +222,9 @@ class AdaptiveLimiter:
       each extra request inside the server holds the up-front cost; even spacing keeps the number inside close to
       rate x server time, so the level fluctuates far less at the same throughput.
     - The remaining is smoothed over ~2 round trips (one answer is stale and noisy) and steered towards a
-      setpoint: a margin of its own fluctuation (mean absolute deviation x 1.25, over ~8 round trips; the
-      margin starts at 2.5 and is steered so that 0.5 % of requests are refused), and at least two
-      reservations. Above the setpoint the rate rises, below it falls, in proportion to the error
+      setpoint: one up-front cost (the refusal line) plus a margin of its own fluctuation (mean absolute
+      deviation x 1.25, over ~8 round trips; the margin starts at 2.0 and is steered so that 0.5 % of requests
+      are refused), and at least two reservations. Above the setpoint the rate rises, below it falls, in proportion to the error
       (at most 25 % per round trip, spread over that round trip's answers; faster growth overshoots, as the
       smoothed remaining lags); it rises only while requests actually wait for it. Because the bucket
       integrates (cost rate - leak), holding the remaining at a setpoint settles at cost rate = leak
