@@ -21,7 +21,7 @@ import environ
 from db.availability import ensure_database, wait_for_database
 from db.engine import create_inventory_engine
 from db.job_runs import record_job_run
-from db.migrations import apply_migrations
+from db.schema_migrations import apply_migrations
 from log_setup import configure_logging
 from vocab import ConfigError, DatabaseUnavailableError, EtlError, ValidJobName
 

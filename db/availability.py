@@ -29,9 +29,9 @@ def ensure_database(db_params: Mapping[str, str]) -> None:
             ).first()
             if not exists:
                 logger.warning("database %s does not exist: creating it", db_params["dbname"])
-                conn.exec_driver_sql(
-                    f"CREATE DATABASE `{db_params['dbname']}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-                )
+                # IF NOT EXISTS: two first runs may both get here; the second then finds it made.
+                conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{db_params['dbname']}` "
+                                     "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
     except sa.exc.SQLAlchemyError as exc:
         # The driver message says what failed (refused, access denied) without the password.
         raise DatabaseUnavailableError(

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 import sqlalchemy as sa
 
 from db.engine import create_inventory_engine
-from db.migrations import YOYO_TABLES, apply_migrations
+from db.schema_migrations import YOYO_TABLES, apply_migrations
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 import environ
 from db.engine import create_inventory_engine
-from db.migrations import apply_migrations
+from db.schema_migrations import apply_migrations
 
 MYSQL = {
     "host": os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
