@@ -7,8 +7,8 @@ from db.db_creator import DBCreator
 from db.loader import insert_new_rows, replace_tables, table_counts
 
 APP_TABLES = ["account", "canvas_course_usage", "course", "course_section", "data_source_status", "enrollment",
-              "job_run", "mivideo_media_courses", "mivideo_media_created", "mivideo_media_started_hourly", "term",
-              "zoom_course", "zoom_course_meeting"]
+              "job_run", "job_run_log", "mivideo_media_courses", "mivideo_media_created",
+              "mivideo_media_started_hourly", "term", "zoom_course", "zoom_course_meeting"]
 
 
 def seed(engine):
