@@ -30,7 +30,7 @@ POSTGRES = {
     "user": os.environ.get("TEST_PG_USER", "postgres"),
     "password": os.environ.get("TEST_PG_PASSWORD", ""),
 }
-CONFIG_KEYS = ("ENV_DIR", "ENV_FILE", "HOW_STARTED", "LOG_LEVEL", "JOB_NAMES", "CREATE_CSVS", "MAX_REQ_ATTEMPTS",
+CONFIG_KEYS = ("ENV_DIR", "ENV_FILE", "ENV_SECRETS_DIR", "HOW_STARTED", "LOG_LEVEL", "JOB_NAMES", "CREATE_CSVS", "MAX_REQ_ATTEMPTS",
                "NUM_ASYNC_WORKERS", "CANVAS", "ZOOM", "MIVIDEO", "UDW", "INVENTORY_DB")
 
 
