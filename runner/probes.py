@@ -45,7 +45,8 @@ def inventory_database(env: Mapping[str, Any]) -> str:
         engine.dispose()
     if not pending:
         return f"{where}: schema up to date"
-    return f"{where}: {len(pending)} pending migration(s), applied by the next run: {', '.join(pending)}"
+    shown = ", ".join(pending) if len(pending) <= 4 else f"{pending[0]} ... {pending[-1]}"
+    return f"{where}: {len(pending)} pending migration(s), applied by the next run: {shown}"
 
 
 def _canvas_settings(env: Mapping[str, Any]) -> CanvasSettings:
