@@ -69,3 +69,36 @@ def test_each_broken_source_is_named_and_the_exit_is_2(tmp_path, university, udw
     assert status["UDW"].startswith("FAILED: cannot connect to the UDW") and "no_such_udw" in status["UDW"]
     assert lines[-1] == f"{len(LABELS) - 4} of {len(LABELS)} checks passed"
     assert "wrong-kaltura-secret" not in "\n".join(lines) and "not-the-token" not in "\n".join(lines)
+
+
+def test_the_bigquery_simulator_dry_runs_without_running_or_storing(tmp_path):
+    from google.api_core import exceptions as api_exceptions
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import bigquery
+    from google.oauth2 import service_account
+
+    from mivideo import queries
+    from sandbox import media_data
+    from sandbox.bigquery_sim import DEFAULT_UDP_PROJECT, start_bigquery_server, write_service_account_file
+    media = media_data.generate_media(11)
+    server, sim = start_bigquery_server(media)
+    try:
+        key = tmp_path / "sa.json"
+        sim.trust(write_service_account_file(key, f"{server.url}/token"))
+        credentials = service_account.Credentials.from_service_account_file(str(key))
+        client = bigquery.Client(project=credentials.project_id, credentials=credentials,
+                                 client_options=ClientOptions(api_endpoint=server.url))
+        config = bigquery.QueryJobConfig(dry_run=True, query_parameters=[
+            bigquery.ScalarQueryParameter("startTime", "TIMESTAMP", media.default_last_timestamp),
+            bigquery.ArrayQueryParameter("kafApps", "STRING", ["x"])])
+        job = client.query(queries.media_started_hourly(DEFAULT_UDP_PROJECT), job_config=config)
+        assert job.dry_run and job.state == "DONE"
+        assert sim.jobs == {} and sim.queries == [] and len(sim.dry_runs) == 1
+        with pytest.raises(api_exceptions.BadRequest, match="Query parameter 'kafApps' not found"):
+            client.query(queries.media_started_hourly(DEFAULT_UDP_PROJECT), job_config=bigquery.QueryJobConfig(
+                dry_run=True, query_parameters=config.query_parameters[:1]))
+        with pytest.raises(api_exceptions.NotFound):
+            client.query("SELECT 1 FROM `other.event_store.events`", job_config=bigquery.QueryJobConfig(dry_run=True))
+        client.close()
+    finally:
+        server.stop()
