@@ -18,6 +18,25 @@ def _describe(db_params: Mapping[str, str]) -> str:
     return f"{db_params.get('user')}@{db_params.get('host')}:{db_params.get('port')}/{db_params.get('dbname')}"
 
 
+def describe_database(db_params: Mapping[str, str]) -> str:
+    """user@host:port/dbname: what a message may say about the database (never the password)."""
+    return _describe(db_params)
+
+
+def database_exists(db_params: Mapping[str, str]) -> bool:
+    """Whether the server has the database; DatabaseUnavailableError when the server cannot be used."""
+    server = create_inventory_engine(db_params, database=False)
+    try:
+        with server.connect() as conn:
+            return conn.execute(sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"),
+                                {"name": db_params["dbname"]}).first() is not None
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot use the inventory database {_describe(db_params)}: {getattr(exc, 'orig', exc)}") from None
+    finally:
+        server.dispose()
+
+
 def ensure_database(db_params: Mapping[str, str]) -> None:
     """Connect to the server and create the database when it does not exist yet."""
     server = create_inventory_engine(db_params, database=False)
