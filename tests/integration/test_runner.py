@@ -296,3 +296,15 @@ def test_a_user_without_create_gets_the_missing_privilege_at_once(tmp_path, inve
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "lacks a privilege: CREATE command denied" in errors[0]
     assert "nc-pass-77x" not in caplog.text
+
+
+def test_the_readme_queries_give_the_last_good_run_and_the_failures(config_dir, inventory_db_params):
+    run_jobs.main(["--jobs", "REPORTING", "CANVAS_ZOOM_MEETINGS"], registry=REGISTRY)
+    run_jobs.main(["--jobs", "REPORTING"], registry=REGISTRY)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("**`job_run_log`**", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    last_good, failures = [query.strip() for query in block.split(";") if query.strip()]
+    log = rows(inventory_db_params, "SELECT job_name, status, finished_at, reason FROM job_run_log ORDER BY id")
+    assert rows(inventory_db_params, last_good) == [("REPORTING", log[2][2])]
+    assert [tuple(row[:2]) + (row[4],) for row in rows(inventory_db_params, failures)] == [
+        ("CANVAS_ZOOM_MEETINGS", "failed", "Canvas answered 503 for every page of courses")]
