@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | Non
     names, unknown = select_jobs(env["JOB_NAMES"], registry)
     _report_unknown(unknown, registry)
     if args.check_config:
-        return preflight.check(env, names, environ.config_dir())
+        return preflight.check(env, names, environ.config_dir(), unknown=unknown)
     with Stopper() as stopper:
         try:
             results, stop = run(env, names, registry, stopper, args.allow_shrink)

@@ -26,6 +26,7 @@ PREFIX = "course_inventory"
 POLL_SECONDS = 1          # each GET_LOCK waits at most this long, so a wait is logged and bounded in steps
 # The lock connection idles while the job runs: keep the server from closing it (wait_timeout, 8 h by default).
 IDLE_SECONDS = 24 * 3600
+MAX_IDLE_SECONDS = 31_536_000     # the server's upper bound for wait_timeout
 
 
 def lock_name(database: str, purpose: str) -> str:
@@ -40,9 +41,11 @@ def lock_name(database: str, purpose: str) -> str:
 class NamedLock:
     """`with NamedLock(params, name) as lock: if lock.acquire(wait_seconds): ...`; released on exit."""
 
-    def __init__(self, db_params: Mapping[str, Any], name: str, *,
+    def __init__(self, db_params: Mapping[str, Any], name: str, *, hold_seconds: float = IDLE_SECONDS,
                  connect: Callable[[], Any] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        """`hold_seconds`: how long the lock may be held without a word on its connection (the job's deadline)."""
         self.name = name
+        self._idle = int(min(MAX_IDLE_SECONDS, max(IDLE_SECONDS, hold_seconds + 3600)))
         self._connect = connect or (lambda: connect_dedicated(db_params, read_timeout=POLL_SECONDS + 30))
         self._clock = clock
         self._connection: Any = None
@@ -52,7 +55,7 @@ class NamedLock:
         """True once the lock is ours; False when another session still held it after `wait_seconds`."""
         if self._connection is None:
             self._connection = self._connect()
-            self._query(f"SET SESSION wait_timeout = {IDLE_SECONDS}")
+            self._query(f"SET SESSION wait_timeout = {self._idle}")
         deadline = self._clock() + max(0.0, wait_seconds)
         logged = False
         while True:

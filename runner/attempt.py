@@ -77,7 +77,8 @@ def run_attempt(ctx: RunContext, name: str, dotted_path: str) -> AttemptResult:
     """Run one job under its lock and record the attempt; never raises for the job's own failures."""
     db_params = ctx.env["INVENTORY_DB"]
     try:
-        with NamedLock(db_params, lock_name(db_params["dbname"], f"job.{name}")) as lock:
+        name_of_lock = lock_name(db_params["dbname"], f"job.{name}")
+        with NamedLock(db_params, name_of_lock, hold_seconds=ctx.timeout_s) as lock:
             if not lock.acquire(ctx.lock_wait_s):
                 return _skip(ctx, name)
             with ctx.stopper.deferred():

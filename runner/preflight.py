@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import environ
 from log_setup import Redactor
 from runner import probes
-from vocab import EtlError
+from vocab import ConfigError, EtlError
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,18 @@ def reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def check(env: Mapping[str, Any], jobs: Sequence[str], config_dir: Path, out: TextIO | None = None) -> int:
+def _configuration(jobs: Sequence[str], unknown: Sequence[str]) -> str:
+    if unknown:
+        raise ConfigError(f"JOB_NAMES has unknown job name(s) {', '.join(unknown)}; a run skips them and exits 1")
+    return f"valid; jobs {', '.join(jobs) or '(none)'}"
+
+
+def check(env: Mapping[str, Any], jobs: Sequence[str], config_dir: Path, *, unknown: Sequence[str] = (),
+          out: TextIO | None = None) -> int:
     out = out or sys.stdout
     redact = Redactor(environ.secret_values(env))
     checks: list[tuple[str, Callable[[], str]]] = [
-        ("configuration", lambda: f"valid; jobs {', '.join(jobs) or '(none known)'}"),
+        ("configuration", lambda: _configuration(jobs, unknown)),
         ("inventory database", lambda: probes.inventory_database(env))]
     available = _probes(env, config_dir)
     checks += [(source, available[source]) for source in sources_for(jobs)]

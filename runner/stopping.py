@@ -81,6 +81,7 @@ class Stopper:
         self.state = StopState()
         self.event = threading.Event()
         self._previous: dict[int, object] = {}
+        self._deadline_reason = "stopped after exceeding its deadline"
 
     def __enter__(self) -> Stopper:
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there

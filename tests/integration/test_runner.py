@@ -308,3 +308,10 @@ def test_the_readme_queries_give_the_last_good_run_and_the_failures(config_dir, 
     assert rows(inventory_db_params, last_good) == [("REPORTING", log[2][2])]
     assert [tuple(row[:2]) + (row[4],) for row in rows(inventory_db_params, failures)] == [
         ("CANVAS_ZOOM_MEETINGS", "failed", "Canvas answered 503 for every page of courses")]
+
+
+def test_check_config_fails_on_an_unknown_job_name(tmp_path, inventory_db_params, monkeypatch, capsys):
+    write_config(tmp_path, valid_config(inventory_db_params, JOB_NAMES=["HEAP", "HAEP"]))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    assert run_jobs.main(["--check-config"], registry=REGISTRY) == 2
+    assert "configuration          FAILED: JOB_NAMES has unknown job name(s) HAEP" in capsys.readouterr().out
