@@ -1,16 +1,18 @@
-"""Configuration: an HJSON file, overridden by environment variables, validated by a JSON Schema.
+"""Configuration: an HJSON file, overridden by a secrets directory and environment variables, checked by a JSON Schema.
 
-`load_env()` is pure (file + overrides in, read-only mapping or ConfigError out). `from environ import ENV`
-keeps working for jobs (SPEC §3) through a lazy, cached module attribute.
+`load_env()` is pure apart from reading its files (file + overrides in, read-only mapping or ConfigError out; unknown
+keys are logged as warnings, or refused when strict). `from environ import ENV` keeps working for jobs run outside
+the runner through a lazy, cached module attribute; the runner passes the configuration to jobs instead.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import json
+import logging
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -18,17 +20,23 @@ from typing import Any
 import hjson
 import jsonschema
 
+from environ_keys import properties, resolve, unknown_keys
+from environ_messages import describe, unknown_key_line
+from environ_sources import Applied, apply_overrides, environment_overrides, secret_file_overrides
 from vocab import ConfigError
+
+logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG_DIR = ROOT / "config" / "secrets"
 DEFAULT_CONFIG_FILE = "env.hjson"
 SCHEMA_PATH = ROOT / "config" / "env_schema.hjson"
+PORT_PATHS = (("INVENTORY_DB", "port"), ("UDW", "port"))
 
 Env = Mapping[str, Any]
 
 # Key paths whose values must never be shown (messages never print values anyway; this list also
-# feeds the log redaction filter).
+# feeds the log redaction filter and the scrubbing of job_run_log reasons).
 SECRET_PATHS = (
     ("CANVAS", "CANVAS_TOKEN"),
     ("CANVAS", "API_CLIENT_SECRET"),
@@ -48,32 +56,85 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
     return config_dir(environ) / (environ.get("ENV_FILE") or DEFAULT_CONFIG_FILE)
 
 
-def load_env(path: Path, schema_path: Path = SCHEMA_PATH, overrides: Mapping[str, str] | None = None) -> Env:
-    """Read, override, validate and complete the configuration; raise ConfigError listing every problem."""
+def secrets_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """ENV_SECRETS_DIR: a directory of one file per secret key (e.g. a mounted Kubernetes Secret), if set."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("ENV_SECRETS_DIR")
+    return Path(value) if value else None
+
+
+def load_env(path: Path, schema_path: Path = SCHEMA_PATH, overrides: Mapping[str, str] | None = None, *,
+             secrets: Path | None = None, job_names: Sequence[str] | None = None, strict: bool = False) -> Env:
+    """Read, override, check and complete the configuration; raise ConfigError listing every problem.
+
+    Precedence: the file, then `secrets` (a directory of key files), then `overrides` (the environment), then
+    `job_names` (the command line's --jobs, which also decides which job sections are required).
+    """
     schema = _read_hjson(schema_path, "schema")
-    if not path.parent.is_dir():
-        raise ConfigError(f"configuration directory {path.parent} does not exist (set ENV_DIR to the directory)")
-    if not path.is_file():
-        raise ConfigError(f"configuration file {path} does not exist (copy config/env_blank.hjson there, "
-                          "or set ENV_DIR / ENV_FILE)")
+    config = _read_config(path)
+    applied = _merge_sources(config, schema, overrides or {}, secrets)
+    if job_names is not None:
+        config["JOB_NAMES"] = list(job_names)
+    _normalise_log_level(config)
+
+    unknown = [unknown_key_line(key, hint, applied.origins) for key, hint in unknown_keys(config, schema)]
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    problems = applied.problems + [describe(error, applied.origins, applied.not_json)
+                                   for error in validator.iter_errors(config)]
+    if not strict:
+        for line in unknown:
+            logger.warning("configuration: %s; ignored", line)
+    problems = sorted(set(problems + (unknown if strict else [])))
+    if problems:
+        raise ConfigError(f"the configuration ({path.name}) is invalid ({len(problems)} problem(s))", details=problems)
+    _apply_defaults(config, schema, schema)
+    _normalise_ports(config)
+    return _freeze(config)
+
+
+def _merge_sources(config: dict[str, Any], schema: Mapping[str, Any], environment: Mapping[str, str],
+                   secrets: Path | None) -> Applied:
+    applied = Applied({}, set(), [])
+    known = set(config) | set(properties(schema, schema))
+    if secrets is not None:
+        apply_overrides(config, secret_file_overrides(secrets), schema, applied)
+    apply_overrides(config, environment_overrides(environment, known), schema, applied)
+    return applied
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    _check_config_file(path)
     config = _read_hjson(path, "configuration file")
     if not isinstance(config, dict):
         raise ConfigError(f"{path.name}: the configuration must be an object of keys")
+    return config
 
-    not_json: set[str] = set()
-    known = set(config) | set(schema.get("properties", {}))
-    for key, raw in (overrides or {}).items():
-        if key in known:  # only configuration keys; the environment holds much else (PATH, USER...)
-            config[key], parsed = _parse_override(raw)
-            if not parsed:
-                not_json.add(key)
 
-    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
-    problems = sorted({_describe(error, not_json) for error in validator.iter_errors(config)})
-    if problems:
-        raise ConfigError(f"{path.name} is invalid ({len(problems)} problem(s))", details=problems)
-    _apply_defaults(config, schema, schema)
-    return _freeze(config)
+def _check_config_file(path: Path) -> None:
+    """Name the real cause: a missing or unsearchable directory, a directory given as the file, a missing file."""
+    directory = path.parent
+    try:
+        directory_mode = directory.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"configuration directory {directory} does not exist (set ENV_DIR to the directory)"
+                          ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the configuration directory {directory}: {exc.strerror}") from None
+    if not stat.S_ISDIR(directory_mode):
+        raise ConfigError(f"configuration directory {directory} is not a directory (ENV_DIR names a directory)")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist (copy config/env_blank.hjson there, "
+                          "or set ENV_DIR / ENV_FILE)") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read the configuration file {path}: permission denied (the directory {directory} "
+                          "must be searchable by this user)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"configuration file {path} is a directory, not a file (ENV_FILE names the file inside "
+                          "ENV_DIR)")
 
 
 def _read_hjson(path: Path, what: str) -> Any:
@@ -91,89 +152,28 @@ def _read_hjson(path: Path, what: str) -> Any:
         raise ConfigError(f"{path.name} is not valid HJSON: {exc.msg} at {where}") from None
 
 
-def _parse_override(raw: str) -> tuple[Any, bool]:
-    """JSON when the variable's value is valid JSON, else the plain string."""
-    try:
-        return json.loads(raw), True
-    except ValueError:
-        return raw, False
+def _normalise_log_level(config: dict[str, Any]) -> None:
+    """Log levels are accepted in any case (LOG_LEVEL=debug)."""
+    if isinstance(config.get("LOG_LEVEL"), str):
+        config["LOG_LEVEL"] = config["LOG_LEVEL"].strip().upper()
 
 
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-               float: "a number", type(None): "null"}
-
-
-def _describe(error: jsonschema.ValidationError, not_json: set[str]) -> str:
-    """One line naming the key path and what is wrong, never the value (it may be a secret)."""
-    path = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    kind, expected = error.validator, error.validator_value
-    actual = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
-    if kind == "required":
-        missing = [key for key in expected if isinstance(error.instance, dict) and key not in error.instance]
-        where = "" if path == "(top level)" else f"{path}: "
-        return f"{where}missing required key {', '.join(missing)}"
-    if kind == "type":
-        wanted = " or ".join(expected) if isinstance(expected, list) else expected
-        message = f"{path}: must be {_article(wanted)}, got {actual}"
-        top = error.absolute_path[0] if error.absolute_path else None
-        if top in not_json:
-            message += f" (the environment variable {top} is not valid JSON)"
-        return message
-    if kind == "additionalProperties":
-        return f"{path}: unknown key(s) {_extra_keys(error)}"
-    if kind == "pattern":
-        return f"{path}: {_pattern_hint(path)}"
-    messages = {
-        "format": "is not a valid {}",
-        "enum": "must be one of {}",
-        "minimum": "must be at least {}",
-        "maximum": "must be at most {}",
-        "minItems": "must have at least {} item(s)",
-        "minLength": "must not be empty",
-    }
-    if kind in messages:
-        shown = ", ".join(map(str, expected)) if kind == "enum" else expected
-        return f"{path}: {messages[kind].format(shown)}"
-    return f"{path}: fails the '{kind}' rule of the schema"
-
-
-def _article(type_name: str) -> str:
-    return f"an {type_name}" if type_name[0] in "aeiou" else f"a {type_name}"
-
-
-def _pattern_hint(path: str) -> str:
-    if path.startswith("JOB_NAMES"):
-        return "unknown job name (known: COURSE_INVENTORY, MIVIDEO, CANVAS_ZOOM_MEETINGS)"
-    if path.endswith("port"):
-        return "must be a port number written as a string, e.g. \"3306\""
-    if path.endswith(("_URL", "_url", "BASE_URL")):
-        return "must be an http(s) URL"
-    return "has an invalid format"
-
-
-def _extra_keys(error: jsonschema.ValidationError) -> str:
-    allowed = set(error.schema.get("properties", {}))
-    return ", ".join(sorted(key for key in error.instance if key not in allowed))
+def _normalise_ports(config: dict[str, Any]) -> None:
+    """Ports may be written as numbers or strings; the program uses strings (checked before this)."""
+    for section, key in PORT_PATHS:
+        value = config.get(section, {}).get(key) if isinstance(config.get(section), dict) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            config[section][key] = str(value)
 
 
 def _apply_defaults(config: dict, schema: Mapping, root: Mapping) -> None:
-    """Fill schema `default`s of absent object properties (recursively, through $ref)."""
-    if "$ref" in schema:
-        schema = _resolve(schema["$ref"], root)
-    for key, sub in schema.get("properties", {}).items():
-        if "$ref" in sub:
-            sub = _resolve(sub["$ref"], root)
-        if key not in config and "default" in sub:
-            config[key] = copy.deepcopy(sub["default"])
-        if isinstance(config.get(key), dict):
-            _apply_defaults(config[key], sub, root)
-
-
-def _resolve(ref: str, root: Mapping) -> Mapping:
-    node: Any = root
-    for part in ref.lstrip("#/").split("/"):
-        node = node[part]
-    return node
+    """Fill schema `default`s of absent object properties (recursively, through $ref and allOf)."""
+    for key, subs in properties(schema, root).items():
+        for sub in (resolve(s, root) for s in subs):
+            if key not in config and "default" in sub:
+                config[key] = copy.deepcopy(sub["default"])
+            if isinstance(config.get(key), dict):
+                _apply_defaults(config[key], sub, root)
 
 
 def _freeze(value: Any) -> Any:
@@ -196,7 +196,7 @@ def secret_values(env: Env) -> list[str]:
 
 @functools.cache
 def get_env() -> Env:
-    return load_env(config_path(), SCHEMA_PATH, os.environ)
+    return load_env(config_path(), SCHEMA_PATH, os.environ, secrets=secrets_dir())
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: `from environ import ENV` loads on first use

@@ -9,27 +9,35 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "[REDACTED]"
 
 
+class Redactor:
+    """Replaces configured secret values in any text (log records, job_run_log reasons)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first so a secret containing another is replaced whole.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
 class RedactSecrets(logging.Filter):
     """Replace configured secret values wherever they appear in a record's final message."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Longest first so a secret containing another is replaced whole.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not self._redact.secrets:
             return True
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        text = record.exc_text or ""
-        for secret in self._secrets:
-            message = message.replace(secret, REDACTED)
-            text = text.replace(secret, REDACTED)
-        record.msg, record.args = message, None
+        record.msg, record.args = self._redact(message), None
         if record.exc_text:
-            record.exc_text = text
+            record.exc_text = self._redact(record.exc_text)
         return True
 
 

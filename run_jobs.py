@@ -1,51 +1,61 @@
 """Run the configured ETL jobs: load configuration, migrate the inventory database, run each job, record it.
 
-Exit codes: 0 all jobs succeeded; 1 at least one job failed; 2 configuration or database unusable.
+Exit codes: 0 every job succeeded; 1 a job failed (or JOB_NAMES named an unknown job, skipped); 2 the configuration
+or the database is unusable (nothing ran), or --check-config found a problem; 3 nothing failed but a job was
+skipped because another run of it held its lock; 128 + N stopped by signal N (130 SIGINT, 143 SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib
+import difflib
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
 import environ
 from db.availability import ensure_database, wait_for_database
 from db.engine import create_inventory_engine
-from db.job_runs import record_job_run
-from db.migrations import apply_migrations
-from log_setup import configure_logging
-from vocab import ConfigError, DatabaseUnavailableError, EtlError, ValidJobName
+from db.loader import LoadPolicy, with_load_policy
+from db.schema_migrations import apply_migrations
+from log_setup import Redactor, configure_logging
+from runner import preflight
+from runner.attempt import AttemptResult, RunContext, run_attempt, settle_heap
+from runner.entrypoints import load_entrypoint
+from runner.stopping import Stopper
+from vocab import ConfigError, DatabaseUnavailableError, StopRequested, ValidJobName
 
 logger = logging.getLogger("run_jobs")
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_UNUSABLE = 0, 1, 2
+EXIT_OK, EXIT_JOB_FAILED, EXIT_UNUSABLE, EXIT_SKIPPED, EXIT_SIGNAL_BASE = 0, 1, 2, 3, 128
 DEFAULT_REGISTRY: Mapping[str, str] = {job.name: job.value for job in ValidJobName}
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+__all__ = ["load_entrypoint", "main", "settle_heap"]   # settle_heap: bench/ applies it like a run does
 
 
 def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="run_jobs.py",
         description="Collect Canvas, MiVideo and Zoom data into the course-inventory MySQL database.",
-        epilog="Configuration: config/secrets/env.hjson, or $ENV_DIR/$ENV_FILE; top-level keys can be "
-               "overridden by environment variables. Exit codes: 0 ok, 1 a job failed, 2 configuration "
-               "or database unusable.",
+        epilog="Configuration: config/secrets/env.hjson, or $ENV_DIR/$ENV_FILE, plus $ENV_SECRETS_DIR; keys can be "
+               "overridden by environment variables (CANVAS__CANVAS_TOKEN). Exit codes: 0 ok, 1 a job failed, "
+               "2 configuration or database unusable, 3 a job skipped (another run held its lock), 128+N stopped "
+               "by signal N.",
     )
     parser.add_argument("--jobs", nargs="+", metavar="NAME", type=str.upper,
                         help=f"jobs to run, overriding JOB_NAMES (known: {', '.join(registry)})")
     parser.add_argument("--list-jobs", action="store_true", help="list the known jobs and exit")
     parser.add_argument("--check-config", action="store_true",
-                        help="validate the configuration and database connectivity, then exit")
-    parser.add_argument("--log-level", choices=["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"],
-                        help="override LOG_LEVEL")
+                        help="validate the configuration, reach the database and every source of the selected "
+                             "jobs once, list pending migrations; writes nothing")
+    parser.add_argument("--strict", action="store_true", help="treat unknown configuration keys as errors")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="for this run, accept replacements that empty or shrink a table below "
+                             "MIN_SNAPSHOT_SHARE of its rows")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="override LOG_LEVEL")
     args = parser.parse_args(argv)
     unknown = [name for name in args.jobs or [] if name not in registry]
     if unknown:
@@ -53,57 +63,54 @@ def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str]) -> argpa
     return args
 
 
-def load_entrypoint(dotted_path: str) -> Callable[[], list]:
-    module_name, _, function_name = dotted_path.rpartition(".")
-    return getattr(importlib.import_module(module_name), function_name)
+def select_jobs(names: Sequence[str], registry: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(known job names in order, unknown ones), case-insensitively (pure)."""
+    upper = [str(name).upper() for name in names]
+    return [n for n in upper if n in registry], [n for n in upper if n not in registry]
 
 
-def settle_heap() -> None:
-    """Collect garbage, exempt every survivor (imported modules, caches) from later passes, collect less often.
-
-    A job's working set grows for minutes; without this each full collection re-scans all of it plus every
-    imported library, pauses of ~100 ms that stall all request threads at once. Parsing JSON allocates fast, so
-    the youngest generation is collected every 20,000 allocations instead of 700: most parsed pages are already
-    gone by then, instead of being promoted and re-scanned (bench/, large: GC 2.3 s -> 0.4 s of a 66 s run).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
+def exit_code(results: Sequence[AttemptResult], unknown: Sequence[str]) -> int:
+    """The process's exit code once every selected job was attempted (pure)."""
+    if unknown or any(result.status == "failed" for result in results):
+        return EXIT_JOB_FAILED
+    if any(result.status == "skipped" for result in results):
+        return EXIT_SKIPPED
+    return EXIT_OK
 
 
-def prepare_database(db_params: Mapping[str, str]) -> sa.Engine:
+def prepare_database(db_params: Mapping[str, str], stopper: Stopper) -> sa.Engine:
     """Wait (under docker-compose), make sure the database exists, migrate it; DatabaseUnavailableError if not."""
     if os.environ.get("HOW_STARTED") == "DOCKER_COMPOSE":
         wait_for_database(db_params)
     else:
         ensure_database(db_params)
-    try:
-        apply_migrations(db_params)
-    except Exception as exc:  # yoyo raises driver errors and its own LockTimeout
-        reason = f"{type(exc).__name__}: {exc}"
-        raise DatabaseUnavailableError(f"migrating the inventory database failed: {reason}") from None
+    apply_migrations(db_params, around_apply=stopper.deferred)
     return create_inventory_engine(db_params)
 
 
-def run_job(engine: sa.Engine, name: str, dotted_path: str) -> bool:
-    """Run one job and record it; False when it failed (already logged)."""
-    logger.info("job %s starting", name)
-    started_at, clock = datetime.now(UTC), time.monotonic()
+def _report_unknown(unknown: Sequence[str], registry: Mapping[str, str]) -> None:
+    for name in unknown:
+        close = difflib.get_close_matches(name, list(registry), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        logger.error("unknown job name %s in JOB_NAMES (%sknown: %s): skipped", name, hint, ", ".join(registry))
+
+
+def run(env: Mapping[str, object], names: Sequence[str], registry: Mapping[str, str], stopper: Stopper,
+        allow_shrink: bool) -> tuple[list[AttemptResult], StopRequested | None]:
+    """Prepare the database and attempt each job in order; stops after a job interrupted by a signal."""
+    engine = prepare_database(env["INVENTORY_DB"], stopper)  # type: ignore[arg-type]
+    policy = LoadPolicy(float(env["MIN_SNAPSHOT_SHARE"]), bool(env["ALLOW_SHRINK"]) or allow_shrink)
+    ctx = RunContext(env, with_load_policy(engine, policy), stopper, Redactor(environ.secret_values(env)),
+                     float(env["JOB_LOCK_WAIT_SECONDS"]), float(env["JOB_TIMEOUT_MINUTES"]) * 60)  # type: ignore[arg-type]
+    results: list[AttemptResult] = []
     try:
-        entrypoint = load_entrypoint(dotted_path)
-        settle_heap()
-        statuses = entrypoint()
-        finished_at = datetime.now(UTC)
-        job_run_id = record_job_run(engine, name, started_at, finished_at, statuses or [])
-    except EtlError as exc:  # expected failure: the reason, no traceback
-        logger.error("job %s failed after %.1fs: %s", name, time.monotonic() - clock, exc)
-        return False
-    except Exception:  # a bug: keep the traceback
-        logger.exception("job %s crashed after %.1fs", name, time.monotonic() - clock)
-        return False
-    logger.info("job %s finished in %.1fs (job_run id %d, %d data source status(es))",
-                name, time.monotonic() - clock, job_run_id, len(statuses or []))
-    return True
+        for name in names:
+            results.append(run_attempt(ctx, name, registry[name]))
+            if results[-1].stop is not None:
+                return results, results[-1].stop
+    finally:
+        engine.dispose()
+    return results, None
 
 
 def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | None = None) -> int:
@@ -113,38 +120,38 @@ def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | Non
         for name, path in registry.items():
             print(f"{name:<24} {path}")  # noqa: T201 - command output
         return EXIT_OK
-
+    os.environ.setdefault("USER", "course-inventory")  # yoyo records getpass.getuser(): no passwd entry on OpenShift
     configure_logging(args.log_level or "INFO")
     try:
-        env = environ.load_env(environ.config_path(), environ.SCHEMA_PATH, os.environ)
+        env = environ.load_env(environ.config_path(), environ.SCHEMA_PATH, os.environ, secrets=environ.secrets_dir(),
+                               job_names=args.jobs, strict=args.strict)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
         return EXIT_UNUSABLE
     configure_logging(args.log_level or env["LOG_LEVEL"], environ.secret_values(env))
-
-    try:
-        engine = prepare_database(env["INVENTORY_DB"])
-    except DatabaseUnavailableError as exc:
-        logger.error("%s", exc)
-        return EXIT_UNUSABLE
+    names, unknown = select_jobs(env["JOB_NAMES"], registry)
+    _report_unknown(unknown, registry)
     if args.check_config:
-        logger.info("configuration is valid and the inventory database is reachable and migrated")
-        return EXIT_OK
-
-    failed: list[str] = []
-    for name in args.jobs or [name.upper() for name in env["JOB_NAMES"]]:
-        if name not in registry:
-            logger.error("unknown job name %s: skipped", name)
-            failed.append(name)
-            continue
-        if not run_job(engine, name, registry[name]):
-            failed.append(name)
-    engine.dispose()
+        return preflight.check(env, names, environ.config_dir(), unknown=unknown)
+    with Stopper() as stopper:
+        try:
+            results, stop = run(env, names, registry, stopper, args.allow_shrink)
+        except DatabaseUnavailableError as exc:
+            logger.error("%s", exc)
+            return EXIT_UNUSABLE
+        except StopRequested as exc:
+            results, stop = [], exc
+    if stop is not None:
+        logger.error("run stopped by %s; the remaining jobs did not run", stop.signal_name)
+        return EXIT_SIGNAL_BASE + stop.signum
+    failed = [r.name for r in results if r.status == "failed"] + list(unknown)
     if failed:
         logger.error("%d job(s) failed: %s", len(failed), ", ".join(failed))
-        return EXIT_JOB_FAILED
-    logger.info("all jobs succeeded")
-    return EXIT_OK
+    elif any(r.status == "skipped" for r in results):
+        logger.warning("job(s) skipped: %s", ", ".join(r.name for r in results if r.status == "skipped"))
+    else:
+        logger.info("all jobs succeeded")
+    return exit_code(results, unknown)
 
 
 if __name__ == "__main__":

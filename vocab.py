@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, auto
-from typing import Any
+from typing import Any, Protocol
 
 
 class ValidJobName(Enum):
@@ -115,3 +118,82 @@ class DatabaseUnavailableError(EtlError):
 
 class JobError(EtlError):
     """A job's expected failure, with a one-line reason the runner logs."""
+
+
+class JobInterrupted(BaseException):  # noqa: N818 - names the event, like KeyboardInterrupt
+    """The running job is being stopped from outside (a stop signal, its deadline).
+
+    A BaseException, so a job's `except Exception` cannot swallow it; its message is one line for the log.
+    """
+
+
+class StopRequested(JobInterrupted):
+    """SIGTERM or SIGINT arrived: stop everything, load nothing partial."""
+
+    def __init__(self, signum: int, signal_name: str) -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.signum, self.signal_name = signum, signal_name
+
+
+class DeadlineExceeded(JobInterrupted):
+    """The job ran longer than JOB_TIMEOUT_MINUTES."""
+
+
+class RequestSnapshot(Protocol):
+    total_requests: int
+    retries: int
+    throttled: int
+
+
+class RequestStats(Protocol):
+    """What `JobReport.track` reads: clients.http.ClientStats and anything alike."""
+
+    def snapshot(self) -> RequestSnapshot: ...
+
+
+@dataclass(frozen=True)
+class RequestTotals:
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+
+class JobReport:
+    """What a job tells the runner besides its statuses, for `job_run_log`: rows loaded and HTTP requests.
+
+    Filled by the job (`add_rows` after each load; `track(client.stats)` once a client exists, read when the
+    attempt ends whatever its outcome; `add_requests` for clients without ClientStats). Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, int] = {}
+        self._counted = RequestTotals()
+        self._tracked: list[RequestStats] = []
+
+    def add_rows(self, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            for table, rows in counts.items():
+                self._rows[table] = self._rows.get(table, 0) + int(rows)
+
+    def add_requests(self, requests: int, retries: int = 0, throttled: int = 0) -> None:
+        with self._lock:
+            c = self._counted
+            self._counted = RequestTotals(c.requests + requests, c.retries + retries, c.throttled + throttled)
+
+    def track(self, stats: RequestStats) -> None:
+        with self._lock:
+            self._tracked.append(stats)
+
+    @property
+    def rows_loaded(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._rows)
+
+    def request_totals(self) -> RequestTotals:
+        with self._lock:
+            snapshots = [stats.snapshot() for stats in self._tracked]
+            c = self._counted
+        return RequestTotals(c.requests + sum(s.total_requests for s in snapshots),
+                             c.retries + sum(s.retries for s in snapshots),
+                             c.throttled + sum(s.throttled for s in snapshots))

@@ -22,7 +22,7 @@ from pathlib import Path
 import hjson
 
 from db.availability import ensure_database
-from db.migrations import apply_migrations
+from db.schema_migrations import apply_migrations
 from sandbox.throttle import ThrottleOptions
 from tests.conftest import MYSQL, POSTGRES, drop_mysql_database, drop_pg_database
 

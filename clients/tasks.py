@@ -58,6 +58,10 @@ class TaskGroup:
                 while self._pending and self._error is None:
                     self._changed.wait()
                 error = self._error
+        except BaseException:  # interrupted (a stop signal, a deadline): workers stop at their next check()
+            with self._changed:
+                self._error = self._error or TaskGroupStopped()
+            raise
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
         if error is not None:

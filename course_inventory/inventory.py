@@ -31,7 +31,7 @@ from course_inventory.section_sis import (
 from db.csv_export import DATA_DIR, write_csvs
 from db.engine import create_inventory_engine
 from db.loader import replace_tables
-from vocab import DataSourceStatus, EtlError, JobError, ValidDataSourceName
+from vocab import DataSourceStatus, EtlError, JobError, JobReport, ValidDataSourceName
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _check_references(frames: Mapping[str, pd.DataFrame]) -> None:
 
 def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = None,
                          canvas: CanvasClient | None = None, udw: UdwClient | None = None,
-                         data_dir: Path | None = None) -> list[DataSourceStatus]:
+                         data_dir: Path | None = None, report: JobReport | None = None) -> list[DataSourceStatus]:
     """CANVAS_API status, plus UNIZIN_DATA_WAREHOUSE (its canvasdatadate) when a UDW is configured."""
     if env is None:
         from environ import get_env  # the runner's configuration (documented `from environ import ENV`)
@@ -96,6 +96,8 @@ def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Eng
     settings = CanvasSettings.from_env(env)
     own_canvas, own_engine = canvas is None, engine is None
     canvas = canvas or CanvasClient(settings)
+    if report is not None:
+        report.track(canvas.stats)
     udw = udw or (UdwClient(env["UDW"]) if env.get("UDW") else None)
     source = SisIdSource(env.get("SECTION_SIS_IDS_FROM") or SisIdSource.UDW)
     engine = engine or create_inventory_engine(env["INVENTORY_DB"])
@@ -110,6 +112,8 @@ def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Eng
             write_csvs(frames, data_dir or DATA_DIR)
         load_started = time.monotonic()
         counts = replace_tables(engine, frames)
+        if report is not None:
+            report.add_rows(counts)
     except EtlError as exc:
         raise JobError(f"COURSE_INVENTORY failed, previous data kept: {exc}") from exc
     finally:

@@ -1,4 +1,4 @@
-"""DBCreator: the inventory database's tables, migrations and resets (SPEC §5)."""
+"""DBCreator: the inventory database's tables, migrations and resets (used by create_db.py and the tests)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 import sqlalchemy as sa
 
 from db.engine import create_inventory_engine
-from db.migrations import YOYO_TABLES, apply_migrations
+from db.schema_migrations import YOYO_TABLES, apply_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,12 @@ class DBCreator:
         """Application tables only (yoyo's bookkeeping tables are not ours to empty)."""
         names = sa.inspect(self.engine).get_table_names()
         return sorted(name for name in names if name not in YOYO_TABLES)
+
+    def count_rows(self) -> dict[str, int]:
+        """Rows per application table: what drop_records() would delete."""
+        with self.engine.connect() as conn:
+            return {name: conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{name}`").scalar() or 0
+                    for name in self.get_table_names()}
 
     def migrate(self) -> DBCreator:
         apply_migrations(self.db_params)

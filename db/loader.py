@@ -1,7 +1,8 @@
-"""Writing DataFrames into the inventory database: atomic replace, append, insert-new-only.
+"""Writing DataFrames into the inventory database: atomic replace, append, merge, insert-new-only.
 
 Tables belong to the yoyo migrations: nothing here creates, drops or truncates one (TRUNCATE and DDL
-commit implicitly in MySQL, which would expose half-loaded tables to readers).
+commit implicitly in MySQL, which would expose half-loaded tables to readers). A replacement that would
+shrink a table suspiciously is refused (`LoadPolicy`, carried by the engine the runner hands to jobs).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -23,7 +25,37 @@ logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 5_000
 BULK_MIN_ROWS = 10_000        # below this, INSERTs cost no more than writing a load file
-_local_infile_allowed = True  # flips once if the server refuses LOAD DATA LOCAL INFILE
+INFILE_REFUSED = "course_inventory.local_infile_refused"   # key in a DBAPI connection's info: tried once each
+POLICY_OPTION = "load_policy"                               # engine execution option holding the LoadPolicy
+
+
+@dataclass(frozen=True)
+class LoadPolicy:
+    """How much a replacement may shrink a table (MIN_SNAPSHOT_SHARE, ALLOW_SHRINK; same defaults as the schema).
+
+    A Canvas or Zoom answer that lost most of its data (a term id typo, a permission change, an outage answered
+    with empty pages) must not replace a good table.
+    """
+
+    min_share: float = 0.5
+    allow_shrink: bool = False
+
+
+def with_load_policy(engine: sa.Engine, policy: LoadPolicy) -> sa.Engine:
+    """The same engine (same pool) whose replacements follow `policy`."""
+    return engine.execution_options(**{POLICY_OPTION: policy})
+
+
+def shrink_refusal(table: str, current: int, new: int, policy: LoadPolicy) -> str | None:
+    """Why replacing `current` rows by `new` ones is refused, or None when it is acceptable (pure)."""
+    if policy.allow_shrink or current == 0:
+        return None
+    if new == 0:
+        return f"refusing to empty {table}: the new snapshot has 0 rows, the table has {current}"
+    if new < policy.min_share * current:
+        return (f"refusing to shrink {table} from {current} to {new} rows (below {policy.min_share:.0%} of the "
+                "current rows)")
+    return None
 
 
 def frame_to_rows(df: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
@@ -57,22 +89,29 @@ def _insert_sql(table: str, columns: Sequence[str], *, ignore_duplicates: bool =
     return sql
 
 
-def _insert_frame(conn: sa.Connection, table: str, df: pd.DataFrame, *, ignore_duplicates: bool = False) -> int:
-    """Big frames through LOAD DATA LOCAL INFILE; others as multi-row INSERTs (PyMySQL batches executemany)."""
-    global _local_infile_allowed
+def _merge_sql(table: str, columns: Sequence[str], greatest: Sequence[str]) -> str:
+    """INSERT that, for a row whose unique key exists, keeps the greater of the stored and new values."""
+    updates = ", ".join(f"`{c}` = GREATEST(`{c}`, VALUES(`{c}`))" for c in greatest)
+    return f"{_insert_sql(table, columns)} ON DUPLICATE KEY UPDATE {updates}"
+
+
+def _insert_frame(conn: sa.Connection, table: str, df: pd.DataFrame, *, ignore_duplicates: bool = False,
+                  sql: str | None = None) -> int:
+    """Big frames through LOAD DATA LOCAL INFILE; others (and any `sql`) as multi-row INSERTs."""
     if df.empty:
         return 0
     cursor = conn.connection.driver_connection.cursor()
-    if len(df) >= BULK_MIN_ROWS and not ignore_duplicates and _local_infile_allowed:
+    plain = sql is None and not ignore_duplicates
+    if plain and len(df) >= BULK_MIN_ROWS and not conn.info.get(INFILE_REFUSED):
         try:
             return load_data_local(cursor, table, df)
         except LocalInfileDisabled:
-            _local_infile_allowed = False
+            conn.info[INFILE_REFUSED] = True
             logger.warning("the server refuses LOAD DATA LOCAL INFILE; loading with INSERTs (slower)")
         finally:
             cursor.close()
         cursor = conn.connection.driver_connection.cursor()
-    sql = _insert_sql(table, list(df.columns), ignore_duplicates=ignore_duplicates)
+    sql = sql or _insert_sql(table, list(df.columns), ignore_duplicates=ignore_duplicates)
     affected = 0
     try:
         batch: list[tuple[Any, ...]] = []
@@ -96,25 +135,57 @@ def _check_tables(conn: sa.Connection, tables: Sequence[str]) -> None:
 
 @contextmanager
 def _transaction(engine: sa.Engine, action: str, tables: Sequence[str]) -> Iterator[sa.Connection]:
-    """One transaction over `tables`; any database error rolls it back and becomes a LoadError."""
+    """One transaction over `tables`; any database error rolls it back and becomes a LoadError.
+
+    An interruption (a stop signal, the job's deadline: BaseExceptions) may arrive while the driver is half-way
+    through a statement, when the connection can no longer roll back: it is closed instead, and the server rolls
+    the transaction back as it does for a dropped connection.
+    """
     try:
-        with engine.begin() as conn:
-            _check_tables(conn, tables)
-            yield conn
-    except (SQLAlchemyError, pymysql.MySQLError) as exc:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                _check_tables(conn, tables)
+                yield conn
+            except Exception:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
+            except BaseException:
+                conn.invalidate()
+                raise
+            transaction.commit()
+    except (SQLAlchemyError, pymysql.MySQLError, OSError) as exc:
         # The driver's message names the column or constraint; parameters are hidden by the engine.
         orig = getattr(exc, "orig", exc)
         raise LoadError(f"{action} of {', '.join(tables)} rolled back: {orig}") from exc
+
+
+def _policy(conn: sa.Connection) -> LoadPolicy:
+    policy = conn.get_execution_options().get(POLICY_OPTION)
+    return policy if isinstance(policy, LoadPolicy) else LoadPolicy()
+
+
+def _check_shrink(conn: sa.Connection, frames: Mapping[str, pd.DataFrame]) -> None:
+    """Inside the replacement's transaction, before anything is deleted."""
+    policy = _policy(conn)
+    for table, df in frames.items():
+        current = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
+        refusal = shrink_refusal(table, current, len(df), policy)
+        if refusal:
+            raise LoadError(f"{refusal}; previous data kept (run with --allow-shrink if this is intended)")
 
 
 def replace_tables(engine: sa.Engine, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
     """Replace the contents of several tables in ONE transaction.
 
     `frames` is ordered parents first; deletes run children first so foreign keys hold. Readers keep
-    seeing the complete previous data (InnoDB consistent reads) until the single COMMIT.
+    seeing the complete previous data (InnoDB consistent reads) until the single COMMIT. A table that would
+    shrink against the engine's LoadPolicy is not touched (LoadError naming it and both counts).
     """
     tables = list(frames)
     with _transaction(engine, "replacement", tables) as conn:
+        _check_shrink(conn, frames)
         for table in reversed(tables):
             conn.exec_driver_sql(f"DELETE FROM `{table}`")
         for table, df in frames.items():
@@ -127,6 +198,25 @@ def replace_tables(engine: sa.Engine, frames: Mapping[str, pd.DataFrame]) -> dic
 def append_rows(engine: sa.Engine, table: str, df: pd.DataFrame) -> int:
     with _transaction(engine, "append", [table]) as conn:
         return _insert_frame(conn, table, df)
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    inserted: int       # rows whose unique key was new
+    refreshed: int      # rows already present whose `greatest` columns grew
+
+
+def merge_rows(engine: sa.Engine, table: str, df: pd.DataFrame, *, greatest: Sequence[str]) -> MergeCounts:
+    """Append rows; a row whose unique key is already stored keeps the greater of each `greatest` column.
+
+    Tolerates rows a previous or overlapping run already appended, without duplicating or lowering them.
+    """
+    with _transaction(engine, "append", [table]) as conn:
+        before = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
+        # MySQL's affected rows: 1 per inserted row, 2 per updated one, 0 per unchanged one.
+        affected = _insert_frame(conn, table, df, sql=_merge_sql(table, list(df.columns), greatest))
+        inserted = (conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0) - before
+    return MergeCounts(inserted, (affected - inserted) // 2)
 
 
 def insert_new_rows(engine: sa.Engine, table: str, df: pd.DataFrame) -> int:

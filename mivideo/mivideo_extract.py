@@ -25,14 +25,16 @@ from clients.bigquery import BigQueryReader, BigQuerySettings, create_bigquery_c
 from clients.kaltura import KalturaMediaClient, KalturaSettings
 from clients.retry import RetryPolicy
 from db.engine import create_inventory_engine
-from db.loader import append_rows, insert_new_rows_many, max_value
+from db.loader import insert_new_rows_many, max_value, merge_rows
 from mivideo import queries
 from mivideo.transform import hourly_to_df, media_to_frames, split_prefixes
-from vocab import ConfigError, DataSourceStatus, EtlError, JobError, ValidDataSourceName
+from vocab import ConfigError, DataSourceStatus, EtlError, JobError, JobReport, ValidDataSourceName
 
 logger = logging.getLogger(__name__)
 
 HOURLY_TABLE = "mivideo_media_started_hourly"
+# An hour and course already stored (an overlapping run appended it) keeps the greater count and latest time.
+HOURLY_REFRESHED = ("event_count", "event_time_utc_latest")
 CREATED_TABLE = "mivideo_media_created"
 COURSES_TABLE = "mivideo_media_courses"
 DEFAULT_KAF_APPS = (
@@ -103,7 +105,8 @@ def _stored_max(engine: sa.Engine, table: str, column: str) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
-def load_media_started(reader: BigQueryReader, engine: sa.Engine, settings: MivideoSettings) -> DataSourceStatus:
+def load_media_started(reader: BigQueryReader, engine: sa.Engine, settings: MivideoSettings,
+                       report: JobReport | None = None) -> DataSourceStatus:
     """Append the hourly "media started" counts of every hour that is complete and not stored yet."""
     stored = _stored_max(engine, HOURLY_TABLE, "event_time_utc_latest")
     start = stored or settings.default_last_timestamp
@@ -114,12 +117,17 @@ def load_media_started(reader: BigQueryReader, engine: sa.Engine, settings: Mivi
     if already:
         # Normal: the stored time is whole seconds, so the newest stored hour's last events come back.
         logger.info("media started: %d rows of hours already stored not appended", already)
-    added = append_rows(engine, HOURLY_TABLE, rows)
-    logger.info("media started: appended %d rows to %s", added, HOURLY_TABLE)
+    merged = merge_rows(engine, HOURLY_TABLE, rows, greatest=HOURLY_REFRESHED)
+    added = merged.inserted
+    if report is not None:
+        report.add_rows({HOURLY_TABLE: added})
+    logger.info("media started: appended %d rows to %s (%d already there refreshed)", added, HOURLY_TABLE,
+                merged.refreshed)
     return DataSourceStatus(ValidDataSourceName.UNIZIN_DATA_PLATFORM_EVENTS)
 
 
-def load_media_created(kaltura: KalturaMediaClient, engine: sa.Engine, settings: MivideoSettings) -> DataSourceStatus:
+def load_media_created(kaltura: KalturaMediaClient, engine: sa.Engine, settings: MivideoSettings,
+                       report: JobReport | None = None) -> DataSourceStatus:
     """Insert every media entry created since the newest stored one (inclusive), with its course links."""
     stored = _stored_max(engine, CREATED_TABLE, "created_at")
     created_from = int((stored or settings.default_last_timestamp).timestamp())
@@ -130,6 +138,8 @@ def load_media_created(kaltura: KalturaMediaClient, engine: sa.Engine, settings:
                                          categories_full_name_in=settings.categories_full_name_in):
         frames = media_to_frames(page, prefixes)
         inserted = insert_new_rows_many(engine, {CREATED_TABLE: frames.created, COURSES_TABLE: frames.courses})
+        if report is not None:
+            report.add_rows(inserted)
         seen += len(page)
         new_media += inserted[CREATED_TABLE]
         new_links += inserted[COURSES_TABLE]
@@ -162,7 +172,8 @@ def _run_procedures(procedures: Sequence[tuple[str, Callable[[], DataSourceStatu
 
 
 def main(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = None, config_dir: Path | None = None,
-         bigquery: BigQueryReader | None = None, kaltura: KalturaMediaClient | None = None) -> list[DataSourceStatus]:
+         bigquery: BigQueryReader | None = None, kaltura: KalturaMediaClient | None = None,
+         report: JobReport | None = None) -> list[DataSourceStatus]:
     """Run both procedures; returns the UNIZIN_DATA_PLATFORM_EVENTS and KALTURA_API statuses."""
     if env is None:
         env = environ.ENV                # loaded (and validated) on first use, not at import
@@ -174,13 +185,18 @@ def main(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = Non
     def media_started() -> DataSourceStatus:
         reader = bigquery or BigQueryReader(create_bigquery_client(settings.bigquery), settings.bigquery)
         try:
-            return load_media_started(reader, engine, settings)
+            return load_media_started(reader, engine, settings, report)
         finally:
             if bigquery is None:
                 reader.close()
 
     def media_created() -> DataSourceStatus:
-        return load_media_created(kaltura or KalturaMediaClient(settings.kaltura), engine, settings)
+        client = kaltura or KalturaMediaClient(settings.kaltura)
+        try:
+            return load_media_created(client, engine, settings, report)
+        finally:
+            if report is not None:
+                report.add_requests(client.calls)
 
     try:
         return _run_procedures([("media started hourly", media_started), ("media created", media_created)])

@@ -24,7 +24,7 @@ from db.loader import replace_tables
 from db.snapshot_rows import stored_rows
 from online_meetings import parse
 from online_meetings.zoom_fetch import ZoomCollection, collect_zoom_meetings
-from vocab import DataSourceStatus, EtlError, JobError, ValidDataSourceName
+from vocab import DataSourceStatus, EtlError, JobError, JobReport, ValidDataSourceName
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def stored_meetings(engine: sa.Engine, course_ids: frozenset[int]) -> dict[int, 
 
 def main(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = None,
          canvas: CanvasClient | None = None, zoom: ZoomLtiClient | None = None,
-         data_dir: Path | None = None) -> list[DataSourceStatus]:
+         data_dir: Path | None = None, report: JobReport | None = None) -> list[DataSourceStatus]:
     if env is None:
         from environ import get_env  # the runner's configuration (documented `from environ import ENV`)
         env = get_env()
@@ -75,6 +75,9 @@ def main(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = Non
         settings = CanvasSettings.from_env(env)
         canvas = canvas or CanvasClient(settings)
         zoom = zoom or ZoomLtiClient(ZoomSettings.from_env(env))
+        if report is not None:
+            report.track(canvas.stats)
+            report.track(zoom.stats)
         engine = engine or create_inventory_engine(env["INVENTORY_DB"])
         collection = collect_zoom_meetings(canvas, zoom, settings.account_id, settings.term_ids,
                                            settings.add_course_ids)
@@ -84,6 +87,8 @@ def main(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = Non
         if env.get("CREATE_CSVS"):
             write_csvs({CSV_NAMES[table]: df for table, df in frames.items()}, data_dir or DATA_DIR)
         counts = replace_tables(engine, frames)
+        if report is not None:
+            report.add_rows(counts)
     except EtlError as exc:
         raise JobError(f"CANVAS_ZOOM_MEETINGS failed, previous data kept: {exc}") from exc
     finally:

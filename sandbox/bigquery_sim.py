@@ -2,8 +2,8 @@
 (https://cloud.google.com/bigquery/docs/reference/rest).
 
 Served: the OAuth token endpoint of a throwaway service account (`POST /token`, JWT-bearer grant, signature
-checked), `jobs.insert`, `jobs.get`, `jobs.getQueryResults` (with paging) and `jobs.query`. The SQL a job
-sends is really evaluated: sqlglot transpiles the BigQuery dialect to DuckDB, which runs it over the
+checked), `jobs.insert` (and its dry run), `jobs.get`, `jobs.getQueryResults` (with paging) and `jobs.query`.
+The SQL a job sends is really evaluated: sqlglot transpiles the BigQuery dialect to DuckDB, which runs it over the
 generated Caliper events. The translation fixes what sqlglot gets wrong or cannot know: JSON path
 keys such as `kaf:course_id`, the UTC session time zone, the project name in table references,
 `CURRENT_DATE()` (the simulator's clock, not the machine's) and query parameters (bound, typed).
@@ -224,7 +224,8 @@ class EventStore:
         self._db.unregister("generated_events")
 
     def run(self, sql: str, params: list[Mapping[str, Any]], *, job_project: str, udp_project: str,
-            now: datetime) -> QueryResult:
+            now: datetime, explain_only: bool = False) -> QueryResult:
+        """The query's rows; with `explain_only`, only checked (syntax, tables, parameters, columns)."""
         translation = translate(sql, job_project=job_project, udp_project=udp_project, now=now)
         bound = dict(_query_parameter(p) for p in params)
         missing = sorted(translation.parameters - bound.keys())
@@ -233,6 +234,10 @@ class EventStore:
         cursor = self._db.cursor()
         try:
             cursor.execute("SET TimeZone = 'UTC'")
+            if explain_only:
+                cursor.execute(f"EXPLAIN {translation.sql}",
+                               {k: v for k, v in bound.items() if k in translation.parameters})
+                return QueryResult([], [])
             cursor.execute(translation.sql, {k: v for k, v in bound.items() if k in translation.parameters})
             fields = [{"name": name, "type": _DUCK_TO_BQ.get(str(kind), "STRING"), "mode": "NULLABLE"}
                       for name, kind, *_ in cursor.description]
@@ -281,6 +286,7 @@ class BigQuerySimulator:
         self._tokens: dict[str, tuple[str, datetime]] = {}
         self.jobs: dict[tuple[str, str], Job] = {}
         self.queries: list[str] = []               # every SQL text received, for tests
+        self.dry_runs: list[str] = []              # SQL texts only validated (configuration.dryRun)
 
     def trust(self, key: ServiceAccountKey) -> None:
         with self._lock:
@@ -340,6 +346,27 @@ class BigQuerySimulator:
         except BigQueryError as exc:
             job.error = exc
         return job
+
+    def dry_run(self, project: str, body: Mapping[str, Any], email: str) -> dict[str, Any]:
+        """configuration.dryRun (REST reference, Job resource, JobConfiguration.dryRun): the job is not run nor
+        stored; a valid query gets a DONE job with statistics and no jobId, an invalid one the error a run would
+        get. This simulator does not model storage, so it reports 0 bytes processed."""
+        config = body.get("configuration", {}).get("query")
+        if not config or not config.get("query"):
+            raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
+        if config.get("useLegacySql", True) is not False:
+            raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+        self.store.run(config["query"], config.get("queryParameters", []), job_project=project,
+                       udp_project=self.udp_project, now=self.clock.now(), explain_only=True)
+        with self._lock:
+            self.dry_runs.append(config["query"])
+        millis = str(int(self.clock.now().timestamp() * 1000))
+        return {"kind": "bigquery#job", "user_email": email,
+                "jobReference": {"projectId": project, "location": LOCATION},
+                "configuration": {"jobType": "QUERY", "dryRun": True, "query": dict(config)},
+                "status": {"state": "DONE"},
+                "statistics": {"creationTime": millis, "totalBytesProcessed": "0",
+                               "query": {"totalBytesProcessed": "0", "statementType": "SELECT", "cacheHit": False}}}
 
     def get(self, project: str, job_id: str) -> Job:
         with self._lock:
@@ -429,7 +456,11 @@ def build_bigquery_app(sim: BigQuerySimulator) -> App:
     @app.route("POST", "/bigquery/v2/projects/{project}/jobs")
     def jobs_insert(request: Request, project: str) -> Response:
         try:
-            job = sim.insert(project, request.json() or {}, sim.authorize(request, project))
+            body = request.json() or {}
+            email = sim.authorize(request, project)
+            if body.get("configuration", {}).get("dryRun") is True:
+                return json_response(sim.dry_run(project, body, email))
+            job = sim.insert(project, body, email)
             return json_response(sim.job_resource(job, done=job.polls_left == 0))
         except ValueError:
             return _error(BigQueryError(400, "parseError", "Parse Error"))

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 import environ
 from db.engine import create_inventory_engine
-from db.migrations import apply_migrations
+from db.schema_migrations import apply_migrations
 
 MYSQL = {
     "host": os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
@@ -30,8 +30,10 @@ POSTGRES = {
     "user": os.environ.get("TEST_PG_USER", "postgres"),
     "password": os.environ.get("TEST_PG_PASSWORD", ""),
 }
-CONFIG_KEYS = ("ENV_DIR", "ENV_FILE", "HOW_STARTED", "LOG_LEVEL", "JOB_NAMES", "CREATE_CSVS", "MAX_REQ_ATTEMPTS",
-               "NUM_ASYNC_WORKERS", "CANVAS", "ZOOM", "MIVIDEO", "UDW", "SECTION_SIS_IDS_FROM", "INVENTORY_DB")
+CONFIG_KEYS = ("ENV_DIR", "ENV_FILE", "ENV_SECRETS_DIR", "HOW_STARTED", "LOG_LEVEL", "JOB_NAMES", "CREATE_CSVS",
+               "MAX_REQ_ATTEMPTS", "NUM_ASYNC_WORKERS", "MIN_SNAPSHOT_SHARE", "ALLOW_SHRINK", "JOB_LOCK_WAIT_SECONDS",
+               "JOB_TIMEOUT_MINUTES", "CANVAS", "ZOOM", "MIVIDEO", "UDW", "SECTION_SIS_IDS_FROM", "INVENTORY_DB",
+               "RETRY_BUDGET_SECONDS")
 
 
 def _mysql_admin() -> pymysql.Connection:
@@ -72,8 +74,9 @@ def drop_pg_database(params: dict[str, str]) -> None:
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No configuration leaks in from the developer's shell or between tests."""
-    for key in CONFIG_KEYS:
-        monkeypatch.delenv(key, raising=False)
+    for key in list(os.environ):
+        if key in CONFIG_KEYS or key.split("__", 1)[0] in CONFIG_KEYS:   # CANVAS__CANVAS_TOKEN too
+            monkeypatch.delenv(key, raising=False)
     environ.get_env.cache_clear()
     yield
     environ.get_env.cache_clear()

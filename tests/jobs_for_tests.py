@@ -42,3 +42,79 @@ def careless_job() -> list[DataSourceStatus]:
     except requests.RequestException:
         logger.exception("request failed")
     raise JobError(f"could not log in with {env['MIVIDEO']['kaltura_user_secret']}")
+
+
+# ---- jobs for the runner's operational tests ----
+HEAP_STATES: list[tuple[int, tuple[int, int, int]]] = []
+MARKER = "CIT_TEST_MARKER"          # file a job touches once it is running (subprocess tests wait for it)
+
+
+def _touch_marker() -> None:
+    import os
+    from pathlib import Path
+    if os.environ.get(MARKER):
+        Path(os.environ[MARKER]).write_text("running")
+
+
+def heap_probe_job() -> list[DataSourceStatus]:
+    import gc
+    HEAP_STATES.append((gc.get_freeze_count(), gc.get_threshold()))
+    return []
+
+
+def reporting_job(env, engine, report) -> list[DataSourceStatus]:
+    """Loads through the runner's engine and reports what it did."""
+    import os
+
+    import pandas as pd
+
+    from db.loader import replace_tables
+    assert env["JOB_LOCK_WAIT_SECONDS"] >= 0            # the validated configuration, defaults filled in
+    terms = pd.DataFrame([{"canvas_id": i, "name": f"T{i}", "sis_id": None, "start_at": None, "end_at": None}
+                          for i in range(1, 1 + int(os.environ.get("CIT_TEST_TERMS", "3")))])
+    report.add_rows(replace_tables(engine, {"term": terms}))
+    report.add_requests(5, retries=1, throttled=2)
+    return [DataSourceStatus(ValidDataSourceName.CANVAS_API)]
+
+
+def waiting_job(stop) -> list[DataSourceStatus]:
+    """Waits (as a retry pause would) until the run is stopped, then fails; the main thread sleeps meanwhile."""
+    import time
+    _touch_marker()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stop.is_set():
+        time.sleep(0.05)
+    return [DataSourceStatus(ValidDataSourceName.CANVAS_API)]
+
+
+def swallowing_job() -> list[DataSourceStatus]:
+    """Careless code that catches every Exception: a stop or deadline must still end it."""
+    import time
+    _touch_marker()
+    for _ in range(600):
+        try:
+            time.sleep(0.1)
+        except Exception:  # noqa: BLE001, S110 - the carelessness under test
+            pass
+    return [DataSourceStatus(ValidDataSourceName.CANVAS_API)]
+
+
+def big_load_job(engine) -> list[DataSourceStatus]:
+    """Replaces the inventory tables with 400,000 enrollments (several seconds of LOAD DATA)."""
+    import pandas as pd
+
+    from db.loader import replace_tables
+    rows = 400_000
+    frames = {
+        "term": pd.DataFrame([{"canvas_id": 1, "name": "New", "sis_id": None, "start_at": None, "end_at": None}]),
+        "account": pd.DataFrame([{"canvas_id": 1, "sis_id": None, "name": "A"}]),
+        "course": pd.DataFrame([{"canvas_id": 1, "sis_id": None, "name": "C", "account_id": 1, "term_id": 1,
+                                 "created_at": None, "published_at": None, "workflow_state": "available"}]),
+        "course_section": pd.DataFrame([{"canvas_id": 1, "sis_id": None, "name": "S"}]),
+        "enrollment": pd.DataFrame({"canvas_id": range(1, rows + 1), "course_id": 1, "course_section_id": 1,
+                                    "user_id": range(1, rows + 1), "workflow_state": "active",
+                                    "role_type": "StudentEnrollment"}),
+    }
+    _touch_marker()
+    replace_tables(engine, frames)
+    return [DataSourceStatus(ValidDataSourceName.CANVAS_API)]

@@ -1,9 +1,11 @@
 """run_jobs.py end to end with small real jobs, a real MariaDB and real configuration files."""
 
 import gc
+import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import sqlalchemy as sa
 import run_jobs
 from db.availability import wait_for_database
 from db.job_runs import record_job_run
+from db.schema_migrations import migration_ids
+from tests import jobs_for_tests
 from tests.conftest import valid_config, write_config
 from vocab import DatabaseUnavailableError, DataSourceStatus, ValidDataSourceName
 
@@ -23,6 +27,9 @@ REGISTRY = {
     "CANVAS_ZOOM_MEETINGS": "tests.jobs_for_tests.failing_job",
     "CRASHER": "tests.jobs_for_tests.crashing_job",
     "CARELESS": "tests.jobs_for_tests.careless_job",
+    "HEAP": "tests.jobs_for_tests.heap_probe_job",
+    "REPORTING": "tests.jobs_for_tests.reporting_job",
+    "SWALLOWING": "tests.jobs_for_tests.swallowing_job",
 }
 
 
@@ -51,19 +58,16 @@ def test_jobs_run_in_order_and_are_recorded(config_dir, inventory_db_params):
     assert (datetime(2020, 1, 15, 4, 12, 33) in {updated for _, updated, _ in statuses})
 
 
-def test_each_job_starts_with_the_startup_heap_frozen(monkeypatch):
-    calls = []
-    monkeypatch.setattr(run_jobs, "load_entrypoint",
-                        lambda path: lambda: calls.append((gc.get_freeze_count(), gc.get_threshold())) or [])
-    monkeypatch.setattr(run_jobs, "record_job_run", lambda *args: 1)
+def test_each_job_starts_with_the_startup_heap_frozen(config_dir):
     thresholds = gc.get_threshold()
     gc.set_threshold(700, 10, 10)           # CPython's defaults (an earlier test may have run a job)
+    jobs_for_tests.HEAP_STATES.clear()
     try:
-        assert run_jobs.run_job(None, "COURSE_INVENTORY", "unused.path")
+        assert run_jobs.main(["--jobs", "HEAP"], registry=REGISTRY) == 0
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
-    frozen, job_thresholds = calls[0]
+    frozen, job_thresholds = jobs_for_tests.HEAP_STATES[0]
     assert frozen > 0                   # everything alive before the job is out of the collector's full passes
     assert job_thresholds[0] > 700      # and young objects are collected less often than by default
 
@@ -98,10 +102,25 @@ def test_list_jobs_and_help():
         assert option in help_text
 
 
-def test_check_config_migrates_and_runs_nothing(config_dir, inventory_db_params):
+def test_check_config_writes_nothing(tmp_path, inventory_db_params, monkeypatch, capsys):
+    write_config(tmp_path, valid_config(inventory_db_params, JOB_NAMES=["HEAP"]))  # a job without sources
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
     assert run_jobs.main(["--check-config"], registry=REGISTRY) == 0
-    assert rows(inventory_db_params, "SELECT COUNT(*) FROM job_run") == [(0,)]
-    assert rows(inventory_db_params, "SELECT COUNT(*) FROM _yoyo_migration")[0][0] > 18
+    out = capsys.readouterr().out
+    assert "configuration          ok: valid; jobs HEAP" in out
+    assert f"inventory database     ok: root@127.0.0.1:3306/{inventory_db_params['dbname']}: " \
+           f"{len(migration_ids())} pending migration(s)" in out
+    assert rows(inventory_db_params, "SHOW TABLES") == []          # not migrated, nothing written
+
+
+def test_check_config_says_when_the_database_does_not_exist(tmp_path, monkeypatch, capsys):
+    params = {**valid_config()["INVENTORY_DB"], "dbname": "cit_never_created"}
+    write_config(tmp_path, valid_config(params, JOB_NAMES=["HEAP"]))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    assert run_jobs.main(["--check-config"], registry=REGISTRY) == 0
+    assert "the database does not exist yet (a run creates it)" in capsys.readouterr().out
+    assert rows({**params, "dbname": "mysql"},
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'cit_never_created'") == [(0,)]
 
 
 def test_unreachable_database_exits_2_with_a_clear_message(tmp_path, monkeypatch, caplog):
@@ -168,3 +187,131 @@ def test_secrets_never_reach_the_output_even_at_debug(tmp_path, inventory_db_par
     assert "job CARELESS failed" in output and "DEBUG" in output  # it really ran at DEBUG
     for secret in [*secrets.values(), "udw-pass-3c3c3c"]:
         assert secret not in output
+
+
+# ---- every attempt on record, shrink guard, deadline, unknown names ----
+
+def log_rows(params):
+    return rows(params, "SELECT job_name, status, reason, rows_loaded, requests, retries, throttled, job_run_id, "
+                        "started_at <= finished_at, pid FROM job_run_log ORDER BY id")
+
+
+def test_every_attempt_is_recorded_with_its_outcome(config_dir, inventory_db_params):
+    code = run_jobs.main(["--jobs", "REPORTING", "CANVAS_ZOOM_MEETINGS", "CRASHER"], registry=REGISTRY)
+    assert code == 1
+    (ok, failed, crashed) = log_rows(inventory_db_params)
+    job_run_ids = [row[0] for row in rows(inventory_db_params, "SELECT id FROM job_run")]
+    assert ok[:8] == ("REPORTING", "succeeded", None, '{"term": 3}', 5, 1, 2, job_run_ids[0]) and ok[8] == 1
+    assert ok[9] == os.getpid()
+    assert failed[:3] == ("CANVAS_ZOOM_MEETINGS", "failed", "Canvas answered 503 for every page of courses")
+    assert failed[7] is None and failed[3] == "{}"
+    assert crashed[:3] == ("CRASHER", "failed", "crashed: ZeroDivisionError: division by zero")
+
+
+def test_recorded_reasons_carry_no_secret(config_dir, inventory_db_params):
+    assert run_jobs.main(["--jobs", "CARELESS"], registry=REGISTRY) == 1
+    (row,) = log_rows(inventory_db_params)
+    assert row[2] == "could not log in with [REDACTED]"
+
+
+def test_a_shrinking_snapshot_fails_the_job_unless_allowed(config_dir, inventory_db_params, monkeypatch, caplog):
+    monkeypatch.setenv("CIT_TEST_TERMS", "10")
+    assert run_jobs.main(["--jobs", "REPORTING"], registry=REGISTRY) == 0
+    monkeypatch.setenv("CIT_TEST_TERMS", "2")
+    assert run_jobs.main(["--jobs", "REPORTING"], registry=REGISTRY) == 1
+    assert "refusing to shrink term from 10 to 2 rows (below 50% of the current rows)" in caplog.text
+    assert rows(inventory_db_params, "SELECT COUNT(*) FROM term") == [(10,)]
+    assert run_jobs.main(["--jobs", "REPORTING", "--allow-shrink"], registry=REGISTRY) == 0
+    assert rows(inventory_db_params, "SELECT COUNT(*) FROM term") == [(2,)]
+    monkeypatch.setenv("CIT_TEST_TERMS", "0")
+    monkeypatch.setenv("ALLOW_SHRINK", "true")
+    assert run_jobs.main(["--jobs", "REPORTING"], registry=REGISTRY) == 0
+    assert [status for _, status, *_ in log_rows(inventory_db_params)] == ["succeeded", "failed", "succeeded",
+                                                                           "succeeded"]
+
+
+def test_a_job_past_its_deadline_is_stopped_and_the_next_runs(config_dir, inventory_db_params, monkeypatch):
+    monkeypatch.setenv("JOB_TIMEOUT_MINUTES", "0.02")
+    started = time.monotonic()
+    assert run_jobs.main(["--jobs", "SWALLOWING", "MIVIDEO"], registry=REGISTRY) == 1
+    assert time.monotonic() - started < 15
+    (late, next_job) = log_rows(inventory_db_params)
+    assert late[:3] == ("SWALLOWING", "failed", "stopped after exceeding JOB_TIMEOUT_MINUTES (0.02 min)")
+    assert next_job[:2] == ("MIVIDEO", "succeeded")
+
+
+def test_unknown_job_names_are_skipped_and_the_others_run(config_dir, inventory_db_params, monkeypatch, caplog):
+    monkeypatch.setenv("JOB_NAMES", '["MIVIDEO", "MIVIDOE", "GRADES"]')
+    assert run_jobs.main([], registry=REGISTRY) == 1
+    assert "unknown job name MIVIDOE in JOB_NAMES (did you mean MIVIDEO? known:" in caplog.text
+    assert "unknown job name GRADES in JOB_NAMES (known:" in caplog.text
+    assert rows(inventory_db_params, "SELECT job_name FROM job_run") == [("MIVIDEO",)]
+
+
+def test_strict_refuses_unknown_keys(tmp_path, inventory_db_params, monkeypatch, caplog):
+    write_config(tmp_path, valid_config(inventory_db_params, CREATE_CSV=True))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    assert run_jobs.main(["--strict", "--jobs", "MIVIDEO"], registry=REGISTRY) == 2
+    assert "CREATE_CSV: unknown key (did you mean CREATE_CSVS?)" in caplog.text
+    assert run_jobs.main(["--jobs", "MIVIDEO"], registry=REGISTRY) == 0
+
+
+def test_a_database_that_accepts_and_then_stays_silent_exits_2(tmp_path, inventory_db_params, monkeypatch, caplog):
+    from tests.helpers.tcp_proxy import StallingProxy
+    proxy = StallingProxy((inventory_db_params["host"], int(inventory_db_params["port"])), stall_after=0).start()
+    try:
+        params = {**inventory_db_params, "port": str(proxy.port), "timeout_seconds": 1}
+        write_config(tmp_path, valid_config(params))
+        monkeypatch.setenv("ENV_DIR", str(tmp_path))
+        started = time.monotonic()
+        assert run_jobs.main(["--jobs", "MIVIDEO"], registry=REGISTRY) == 2
+        assert time.monotonic() - started < 10
+    finally:
+        proxy.close()
+    assert "cannot use the inventory database" in caplog.text and "timed out" in caplog.text
+
+
+def test_a_user_without_create_gets_the_missing_privilege_at_once(tmp_path, inventory_db_params, monkeypatch,
+                                                                   caplog):
+    import pymysql
+
+    from tests.conftest import MYSQL
+    admin = pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
+                            password=MYSQL["password"], autocommit=True)
+    user = "nc_" + inventory_db_params["dbname"][-10:]
+    with admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'nc-pass-77x'")
+        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{inventory_db_params['dbname']}`.* TO '{user}'@'%'")
+    try:
+        write_config(tmp_path, valid_config({**inventory_db_params, "user": user, "password": "nc-pass-77x"}))
+        monkeypatch.setenv("ENV_DIR", str(tmp_path))
+        started = time.monotonic()
+        assert run_jobs.main(["--jobs", "MIVIDEO"], registry=REGISTRY) == 2
+        assert time.monotonic() - started < 10
+    finally:
+        admin = pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
+                                password=MYSQL["password"], autocommit=True)
+        with admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "lacks a privilege: CREATE command denied" in errors[0]
+    assert "nc-pass-77x" not in caplog.text
+
+
+def test_the_readme_queries_give_the_last_good_run_and_the_failures(config_dir, inventory_db_params):
+    run_jobs.main(["--jobs", "REPORTING", "CANVAS_ZOOM_MEETINGS"], registry=REGISTRY)
+    run_jobs.main(["--jobs", "REPORTING"], registry=REGISTRY)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("**`job_run_log`**", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    last_good, failures = [query.strip() for query in block.split(";") if query.strip()]
+    log = rows(inventory_db_params, "SELECT job_name, status, finished_at, reason FROM job_run_log ORDER BY id")
+    assert rows(inventory_db_params, last_good) == [("REPORTING", log[2][2])]
+    assert [tuple(row[:2]) + (row[4],) for row in rows(inventory_db_params, failures)] == [
+        ("CANVAS_ZOOM_MEETINGS", "failed", "Canvas answered 503 for every page of courses")]
+
+
+def test_check_config_fails_on_an_unknown_job_name(tmp_path, inventory_db_params, monkeypatch, capsys):
+    write_config(tmp_path, valid_config(inventory_db_params, JOB_NAMES=["HEAP", "HAEP"]))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    assert run_jobs.main(["--check-config"], registry=REGISTRY) == 2
+    assert "configuration          FAILED: JOB_NAMES has unknown job name(s) HAEP" in capsys.readouterr().out

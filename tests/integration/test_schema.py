@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from db.engine import create_inventory_engine
 from db.loader import replace_tables
-from db.migrations import apply_migrations, migration_ids
+from db.schema_migrations import apply_migrations, migration_ids
 from tests.conftest import MYSQL
 from tests.helpers.schema import describe_schema
 from vocab import LoadError
