@@ -222,14 +222,14 @@ class AdaptiveLimiter:
       each extra request inside the server holds the up-front cost; even spacing keeps the number inside close to
       rate x server time, so the level fluctuates far less at the same throughput.
     - The remaining is smoothed over ~2 round trips (one answer is stale and noisy) and steered towards a
-      setpoint: one up-front cost (the refusal line) plus a margin of its own fluctuation (mean absolute
-      deviation x 1.25, over ~8 round trips; the margin starts at 2.0 and is steered so that 0.5 % of requests
-      are refused), and at least two reservations. Above the setpoint the rate rises, below it falls, in
-      proportion to the error (at most 25 % per round trip, spread over that round trip's answers; faster growth overshoots, as the
-      smoothed remaining lags); it rises only while requests actually wait for it. Because the bucket
-      integrates (cost rate - leak), holding the remaining at a setpoint settles at cost rate = leak
-      whatever the costs, the latency or the mix of requests, and a setpoint that scales with the observed
-      fluctuation keeps refusals rare whether requests are uniform or not.
+      setpoint: one up-front cost (the refusal line) plus a margin of its own fluctuation (mean absolute deviation
+      x 1.25, over ~8 round trips; the margin starts at 2.0 and is steered so that 0.5 % of requests are refused),
+      and at least two reservations. Above the setpoint the rate rises, below it falls, in proportion to the error
+      (at most 25 % per round trip, spread over that round trip's answers; faster growth overshoots, as the
+      smoothed remaining lags); it rises only while requests actually wait for it. Because the bucket integrates
+      (cost rate - leak), holding the remaining at a setpoint settles at cost rate = leak whatever the costs, the
+      latency or the mix of requests, and a setpoint that scales with the observed fluctuation keeps refusals rare
+      whether requests are uniform or not.
     - Danger zone (smoothed remaining below one reservation): the rate falls by 25 % per round trip.
     - A refusal cuts the rate at once: by 10 % while the average headroom is healthy (the peak of a
       fluctuation), by 30 % when it is not (the token is congested, e.g. another job started using it).
