@@ -3,8 +3,10 @@
 `create_bigquery_client` builds the real `google.cloud.bigquery.Client` (project taken from the key file,
 `client_options={"api_endpoint": ...}` when an endpoint is configured, e.g. a simulator).
 `BigQueryReader.query_df` runs one parameterised standard-SQL query and returns its rows as a DataFrame.
-The library retries transient HTTP failures itself; here its retry is bounded by a deadline (its default
-is ten minutes) and whatever it finally raises becomes one of vocab's SourceErrors. Messages never carry
+One retry policy (`clients.retry.RetryPolicy`) governs both levels: the library's own retry of each API call
+takes its time budget and backoff bounds, and a query whose job still failed transiently is run again (a new
+job; queries are read-only) through `clients.retry.call_with_retries`. Neither session follows a redirect:
+the token request carries a signed service-account assertion and API calls a Bearer token. Messages never carry
 the key file's contents or access tokens.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,12 @@ import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exceptions
+from google.auth.transport.requests import AuthorizedSession
+from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.cloud import bigquery
 from google.oauth2 import service_account
 
+from clients.retry import RetryPolicy, call_with_retries
 from vocab import ConfigError, FatalSourceError, RetriableSourceError, SourceError
 
 logger = logging.getLogger(__name__)
@@ -38,10 +43,15 @@ SCOPES = ("https://www.googleapis.com/auth/bigquery.readonly", "https://www.goog
 class BigQuerySettings:
     key_file: Path
     api_endpoint: str = ""             # empty: Google's endpoint
-    retry_deadline_s: float = 120.0    # how long the library may retry one API call
-    retry_initial_delay_s: float = 1.0 # its first pause (doubled per retry, up to 30 s)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     query_timeout_s: float = 900.0     # how long to wait for a query job to finish
-    max_attempts: int = 3              # runs of a query whose failure was transient (queries are read-only)
+
+
+def no_redirect_session() -> requests.Session:
+    """A session that raises TooManyRedirects on the first redirect, before sending anything to its target."""
+    session = requests.Session()
+    session.max_redirects = 0
+    return session
 
 
 def create_bigquery_client(settings: BigQuerySettings) -> bigquery.Client:
@@ -54,7 +64,10 @@ def create_bigquery_client(settings: BigQuerySettings) -> bigquery.Client:
         raise ConfigError(f"service-account key file {settings.key_file} is not a valid key: "
                           f"{type(exc).__name__}") from exc
     options = ClientOptions(api_endpoint=settings.api_endpoint.rstrip("/")) if settings.api_endpoint else None
-    return bigquery.Client(project=credentials.project_id, credentials=credentials, client_options=options)
+    http = AuthorizedSession(credentials, auth_request=GoogleAuthRequest(session=no_redirect_session()))
+    http.max_redirects = 0
+    return bigquery.Client(project=credentials.project_id, credentials=credentials, client_options=options,
+                           _http=http)
 
 
 def _parameter(name: str, value: Any) -> bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter:
@@ -80,28 +93,19 @@ class BigQueryReader:
     def __init__(self, client: bigquery.Client, settings: BigQuerySettings, *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._client, self._settings, self._sleep = client, settings, sleep
-        self._retry = bigquery.DEFAULT_RETRY.with_deadline(settings.retry_deadline_s).with_delay(
-            initial=settings.retry_initial_delay_s, maximum=30.0)
+        policy = settings.policy
+        self._retry = bigquery.DEFAULT_RETRY.with_timeout(policy.budget_seconds).with_delay(
+            initial=policy.backoff_initial, maximum=policy.backoff_max)
 
     @property
     def project(self) -> str:
         return str(self._client.project)
 
     def query_df(self, sql: str, parameters: Mapping[str, Any], *, label: str = "query") -> pd.DataFrame:
-        """All rows of one query. A transient failure re-runs the whole query (a new job), up to max_attempts."""
+        """All rows of one query. A transient failure re-runs the whole query (a new job) under the retry policy."""
         config = bigquery.QueryJobConfig(query_parameters=[_parameter(k, v) for k, v in parameters.items()],
                                          use_legacy_sql=False)
-        for attempt in range(1, self._settings.max_attempts + 1):
-            try:
-                return self._run(sql, config, label)
-            except RetriableSourceError as exc:
-                if attempt == self._settings.max_attempts:
-                    raise
-                wait = min(30.0, 2.0 ** attempt)
-                logger.warning("%s; attempt %d of %d, retrying in %.0fs", exc, attempt, self._settings.max_attempts,
-                               wait)
-                self._sleep(wait)
-        raise AssertionError("unreachable")
+        return call_with_retries(lambda: self._run(sql, config, label), self._settings.policy, sleep=self._sleep)
 
     def _run(self, sql: str, config: bigquery.QueryJobConfig, label: str) -> pd.DataFrame:
         try:
@@ -127,6 +131,10 @@ _LIBRARY_ERRORS = (*_RETRIABLE, api_exceptions.GoogleAPICallError, auth_exceptio
 
 def _source_error(label: str, exc: Exception) -> SourceError:
     """vocab's exception for what the library finally raised."""
+    if _caused_by(exc, requests.TooManyRedirects):
+        # Retrying cannot help, and following it would carry the assertion or token to the redirect's host.
+        return FatalSourceError(f"BigQuery {label}: a redirect was not followed (the request carries credentials)",
+                                source=SOURCE)
     if isinstance(exc, auth_exceptions.RefreshError):
         # The token endpoint refused the key (revoked, wrong project, clock skew): retrying cannot help.
         return FatalSourceError(f"BigQuery {label}: service-account authentication failed: {_short(exc)}",
@@ -135,6 +143,17 @@ def _source_error(label: str, exc: Exception) -> SourceError:
         return RetriableSourceError(f"BigQuery {label} failed, retries exhausted: {_short(exc)}", source=SOURCE)
     status = exc.code if isinstance(exc, api_exceptions.GoogleAPICallError) and isinstance(exc.code, int) else None
     return FatalSourceError(f"BigQuery {label} failed: {_short(exc)}", source=SOURCE, status=status)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):                        # the library wraps transport errors a few levels deep
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _short(exc: Exception) -> str:

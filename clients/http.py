@@ -29,10 +29,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import Retrying
 
 from clients.limiter import AdaptiveLimiter, Slot
-from clients.retry import RetryBudget, RetryPolicy
+from clients.retry import RetryPolicy, call_with_retries
 from clients.stats import ClientStats
 from vocab import FatalSourceError, RetriableSourceError, SourceError
 
@@ -225,9 +224,6 @@ class HttpClient:
               params: Any, data: Any, json: Any, parse: Callable[[requests.Response], Any] | None,
               redirects: int) -> Any:
         logger.debug("%s %s", method, sanitize_url(url))
-        budget = RetryBudget(self.policy, self._clock, self._rng, on_retry=self._count_retry)
-        retrying = Retrying(retry=budget.retry, stop=budget.stop, wait=budget.wait, sleep=self._sleep,
-                            before_sleep=budget.before_sleep, reraise=True)
 
         def attempt() -> Any:
             response = self._send(method, url, kind, limiter, redirects, headers=headers, params=params, data=data,
@@ -235,7 +231,8 @@ class HttpClient:
             return response if parse is None else (parse(response), response)
 
         try:
-            return retrying(attempt)
+            return call_with_retries(attempt, self.policy, sleep=self._sleep, clock=self._clock, rng=self._rng,
+                                     on_retry=self._count_retry)
         except SourceError:
             self.stats.record_error()
             raise

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
+import requests
 from KalturaClient import KalturaClient, KalturaConfiguration
 from KalturaClient.exceptions import KalturaClientException, KalturaException
 from KalturaClient.Plugins.Core import (
@@ -31,7 +33,7 @@ from KalturaClient.Plugins.Core import (
     KalturaSessionType,
 )
 
-from clients.retry import RetryPolicy
+from clients.retry import RetryPolicy, call_with_retries
 from vocab import FatalSourceError, RetriableSourceError, SourceError, SourceFormatError
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class KalturaMediaClient:
         self._settings, self._sleep, self._clock = settings, sleep, clock
         config = KalturaConfiguration(serviceUrl=settings.service_url.rstrip("/"))
         config.requestTimeout = settings.request_timeout_s
-        self._client = KalturaClient(config)
+        self._client = _NoRedirectKalturaClient(config)
         self._client.setResponseProfile(KalturaDetachedResponseProfile(
             type=KalturaResponseProfileType.INCLUDE_FIELDS, fields=",".join(ENTRY_FIELDS)))
         self._session_renew_at: float | None = None
@@ -159,9 +161,11 @@ class KalturaMediaClient:
 
     # ---- one call with retries
     def _call(self, what: str, action: Callable[[], Any], *, with_session: bool = True) -> Any:
-        policy = self._settings.policy
-        failures, relogged = 0, False
-        while True:
+        """`action()` under the shared retry policy; a refused session is reopened once, at once."""
+        relogged = False
+
+        def attempt() -> Any:
+            nonlocal relogged
             if with_session:
                 self._ensure_session(force=self._needs_new_session)
             self.calls += 1
@@ -174,21 +178,53 @@ class KalturaMediaClient:
                 if code in _SESSION_CODES and with_session and not relogged:
                     logger.warning("Kaltura %s refused the session (%s); opening a new one", what, code)
                     relogged, self._needs_new_session = True, True
-                    continue
+                    raise _SessionRefused(f"Kaltura {what}: session refused ({code})", source=SOURCE) from None
                 raise _server_error(what, code, exc) from None
             except KalturaClientException as exc:
+                if exc.code == _REDIRECT_REFUSED:         # retrying cannot help; the message names hosts only
+                    raise FatalSourceError(f"Kaltura {what}: {exc.message}", source=SOURCE) from None
                 label = _CLIENT_ERRORS.get(exc.code, f"client error {exc.code}")
-                error = RetriableSourceError(f"Kaltura {what}: {label}", source=SOURCE)
+                raise RetriableSourceError(f"Kaltura {what}: {label}", source=SOURCE) from None
             except (AttributeError, TypeError, ValueError):
                 # The library crashes on bodies that are not Kaltura XML (e.g. a proxy's JSON or HTML page).
-                error = RetriableSourceError(f"Kaltura {what}: unreadable response", source=SOURCE)
-            failures += 1
-            if failures >= policy.max_attempts:
-                logger.warning("giving up on Kaltura %s after %d failed attempts", what, failures)
-                raise error
-            wait = min(policy.backoff_max, policy.backoff_initial * 2 ** (failures - 1)) * self._rng.uniform(0.5, 1)
-            logger.warning("%s; attempt %d of %d failed, retrying in %.1fs", error, failures, policy.max_attempts, wait)
-            self._sleep(wait)
+                raise RetriableSourceError(f"Kaltura {what}: unreadable response", source=SOURCE) from None
+
+        return call_with_retries(attempt, self._settings.policy, sleep=self._sleep, clock=self._clock, rng=self._rng)
+
+
+class _SessionRefused(RetriableSourceError):
+    """Kaltura refused the KS (expired or invalidated): one more attempt with a new session."""
+
+
+_REDIRECT_REFUSED = "REDIRECT_NOT_FOLLOWED"
+
+
+class _NoRedirectKalturaClient(KalturaClient):
+    """KalturaClient whose POSTs never follow a redirect: the body carries the admin secret or the KS.
+
+    The library posts with `requests.post`, which re-sends a POST body on a 307/308 to whatever host the
+    Location names. Here a redirect is an error naming both hosts, and nothing is sent to the redirect's host.
+    """
+
+    @staticmethod
+    def openRequestUrl(url: str, params: Any, files: Any, requestHeaders: dict, requestTimeout: Any) -> Any:  # noqa: N802, N803 - library's names
+        requestHeaders["Accept"] = "text/xml"
+        requestHeaders["Accept-encoding"] = "gzip"
+        if files:
+            raise KalturaClientException("file uploads are not used by this job", KalturaClientException.ERROR_GENERIC)
+        requestHeaders["Content-Type"] = "application/json"
+        body = params.get() or None
+        try:
+            response = requests.post(url, json=body, headers=requestHeaders, timeout=requestTimeout,
+                                     allow_redirects=False)
+        except requests.RequestException as exc:
+            raise KalturaClientException(type(exc).__name__, KalturaClientException.ERROR_CONNECTION_FAILED) from None
+        if 300 <= response.status_code < 400:
+            target = urlsplit(urljoin(url, response.headers.get("Location", ""))).netloc or "(no Location)"
+            raise KalturaClientException(f"HTTP {response.status_code} redirect from {urlsplit(url).netloc} to "
+                                         f"{target} not followed (the request carries the secret or session)",
+                                         _REDIRECT_REFUSED)
+        return response
 
 
 _CLIENT_ERRORS = {
@@ -211,12 +247,3 @@ def _entry_dict(item: Any) -> dict[str, Any]:
         found = getattr(item, name, None)
         return None if found is NotImplemented else found
     return {name: value(name) for name in ENTRY_FIELDS}
-
-
-def settings_from_env(mivideo: Mapping[str, Any], max_attempts: int) -> KalturaSettings:
-    return KalturaSettings(
-        service_url=str(mivideo.get("kaltura_service_url") or "https://www.kaltura.com"),
-        partner_id=int(mivideo["kaltura_partner_id"]),
-        secret=str(mivideo["kaltura_user_secret"]),
-        policy=RetryPolicy(max_attempts=max_attempts),
-    )

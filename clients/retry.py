@@ -6,21 +6,27 @@ it succeeds or `budget_seconds` have passed since its first attempt — and neve
 `max_attempts` attempts (MAX_REQ_ATTEMPTS), so a budget spent by one slow timeout still leaves room for retries.
 Throttled refusals do not use up attempts (a busy Canvas is not a failure), only time.
 
-`next_retry` is the rule, free of clocks and threads; `RetryBudget` applies it to one request for tenacity.
+`next_retry` is the rule, free of clocks and threads; `RetryBudget` applies it to one request for tenacity, and
+`call_with_retries` is the one retry loop every client uses (HTTP requests, Zoom relaunches, Kaltura calls,
+BigQuery query runs).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from tenacity import RetryCallState
+from tenacity import RetryCallState, Retrying
 
 from vocab import RetriableSourceError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,3 +119,14 @@ class RetryBudget:
             logger.debug("%s; pausing %.2fs", exc, state.upcoming_sleep)
         else:
             logger.warning("%s; attempt %d failed, retrying in %.2fs", exc, self.failures, state.upcoming_sleep)
+
+
+def call_with_retries(attempt: Callable[[], T], policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                      on_retry: Callable[[RetriableSourceError], None] = lambda exc: None) -> T:
+    """`attempt()` until it returns, retrying a RetriableSourceError while `policy` allows; anything else, and
+    the last retriable error, propagate unchanged."""
+    budget = RetryBudget(policy, clock, rng or random.Random(), on_retry=on_retry)
+    retrying = Retrying(retry=budget.retry, stop=budget.stop, wait=budget.wait, sleep=sleep,
+                        before_sleep=budget.before_sleep, reraise=True)
+    return retrying(attempt)

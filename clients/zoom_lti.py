@@ -22,11 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import requests
-from tenacity import Retrying
 
 from clients.http import HttpClient, Timeouts, build_session, same_origin, sanitize_url
 from clients.limiter import AdaptiveLimiter
-from clients.retry import RetryBudget, RetryPolicy
+from clients.retry import RetryPolicy, call_with_retries
 from clients.stats import ClientStats
 from clients.zoom_pages import HistoryPage, LaunchValues, NoLaunch, history_page, launch_form, launch_values
 from vocab import ConfigError, FatalSourceError, RetriableSourceError, SourceError
@@ -169,10 +168,8 @@ class ZoomLtiClient:
                 spent += 1
                 raise _LaunchSpent(f"{exc}; launching again", source=ZOOM, status=exc.status, url=exc.url) from exc
 
-        budget = RetryBudget(self.policy, self._clock, self._rng, on_retry=lambda exc: self.stats.record_retry())
-        retrying = Retrying(retry=budget.retry, stop=budget.stop, wait=budget.wait, sleep=self._sleep,
-                            before_sleep=budget.before_sleep, reraise=True)
-        return retrying(attempt)
+        return call_with_retries(attempt, self.policy, sleep=self._sleep, clock=self._clock, rng=self._rng,
+                                 on_retry=lambda exc: self.stats.record_retry())
 
     def _launch(self, url: str, policy: RetryPolicy) -> ZoomLaunch:
         session = self._session_factory()

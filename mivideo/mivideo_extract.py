@@ -63,7 +63,8 @@ class MivideoSettings:
                 raise ConfigError(f"MIVIDEO.{key} is required")
         default = _setting(section, "default_last_timestamp", "2020-03-01T00:00:00+00:00", _aware_datetime)
         project = _setting(section, "udp_events_project", "udp-umich-prod", _project_id)
-        policy = RetryPolicy(max_attempts=_setting(env, "MAX_REQ_ATTEMPTS", 3, int))
+        policy = RetryPolicy(max_attempts=_setting(env, "MAX_REQ_ATTEMPTS", 3, int),
+                             budget_seconds=_setting(env, "RETRY_BUDGET_SECONDS", 300, float))
         return cls(
             default_last_timestamp=default,
             udp_events_project=project,
@@ -71,7 +72,7 @@ class MivideoSettings:
             categories_full_name_in=str(section.get("kaltura_categories_full_name_in") or "Canvas_UMich"),
             bigquery=BigQuerySettings(key_file=config_dir / str(section["udp_service_account_json_filename"]),
                                       api_endpoint=str(section.get("bigquery_api_endpoint") or ""),
-                                      max_attempts=policy.max_attempts),
+                                      policy=policy),
             kaltura=KalturaSettings(service_url=str(section.get("kaltura_service_url") or "https://www.kaltura.com"),
                                     partner_id=_setting(section, "kaltura_partner_id", None, int),
                                     secret=str(section["kaltura_user_secret"]), policy=policy),

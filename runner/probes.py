@@ -16,8 +16,9 @@ from google.cloud import bigquery
 
 from clients.bigquery import create_bigquery_client
 from clients.canvas import GATEWAY, CanvasClient, CanvasSettings, GatewayAuth
-from clients.http import HttpClient, RetryPolicy, Timeouts
+from clients.http import HttpClient, Timeouts
 from clients.kaltura import KalturaMediaClient
+from clients.retry import RetryPolicy
 from clients.udw import UdwClient
 from clients.zoom_lti import ZoomSettings
 from db.engine import create_inventory_engine
@@ -26,7 +27,7 @@ from mivideo import queries
 from mivideo.mivideo_extract import MivideoSettings
 from vocab import ConfigError, FatalSourceError
 
-ONCE = RetryPolicy(max_attempts=1, max_throttled=0)      # a probe asks once: its answer is the finding
+ONCE = RetryPolicy(max_attempts=1, budget_seconds=0)     # a probe asks once: its answer is the finding
 TIMEOUTS = Timeouts(connect=10.0, read=30.0)
 MISSING_DATABASE = 1049                                   # ER_BAD_DB_ERROR
 

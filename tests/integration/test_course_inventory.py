@@ -182,7 +182,8 @@ def test_source_failure_keeps_previous_data(university, migrated_engine, migrate
     with canvas_sandbox(university, udw_db=None, inventory_db=migrated_db_params, term_ids=terms,
                         options=broken, attempts=2) as box:
         settings = CanvasSettings.from_env(box.env)
-        with CanvasClient(settings, policy=RetryPolicy(max_attempts=2, backoff_initial=0.01)) as canvas:
+        with CanvasClient(settings, policy=RetryPolicy(max_attempts=2, budget_seconds=0,
+                                                       backoff_initial=0.01)) as canvas:
             with pytest.raises(JobError, match="500"):
                 run_course_inventory(box.env, engine=migrated_engine, canvas=canvas)
     assert_matches_expected(migrated_engine, university, terms)

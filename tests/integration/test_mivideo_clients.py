@@ -28,7 +28,7 @@ SECRET = "kaltura-secret-never-logged"
 NOW = datetime(2020, 3, 12, 8, 0, tzinfo=UTC)          # a few thousand entries exist by then
 ROOT = media_data.CATEGORY_ROOT
 FROM_DEFAULT = int(media_data.DEFAULT_LAST_TIMESTAMP.timestamp())
-# At most two faults in a row per request (FaultOptions.max_consecutive), so four attempts always get through.
+# Faults are independent draws (a request may fail any number of times in a row): retries run on a time budget.
 FAULTY = ServerOptions(cost=CostModel(0, 0), seed=5,
                        faults=FaultOptions(http500=0.12, http502_503=0.12, reset=0.1, bad_json=0.08))
 
@@ -39,7 +39,8 @@ def media() -> MediaData:
 
 
 def kaltura_client(url: str, partner_id: int, attempts: int = 4) -> KalturaMediaClient:
-    return KalturaMediaClient(KalturaSettings(url, partner_id, SECRET, RetryPolicy(max_attempts=attempts)),
+    return KalturaMediaClient(KalturaSettings(url, partner_id, SECRET,
+                                              RetryPolicy(max_attempts=attempts, budget_seconds=30)),
                               sleep=lambda _: None)
 
 
@@ -105,7 +106,8 @@ def bigquery_reader(media: MediaData, tmp_path: Path) -> Iterator[tuple[BigQuery
                                         server_options=ServerOptions(cost=CostModel(0, 0), faults=faults))
     key_file = tmp_path / "sa.json"
     sim.trust(write_service_account_file(key_file, f"{server.url}/token"))
-    settings = BigQuerySettings(key_file, server.url, retry_deadline_s=30, retry_initial_delay_s=0.01, max_attempts=4)
+    settings = BigQuerySettings(key_file, server.url,
+                                policy=RetryPolicy(max_attempts=4, budget_seconds=30, backoff_initial=0.01))
     reader = BigQueryReader(create_bigquery_client(settings), settings, sleep=lambda _: None)
     yield reader, server
     reader.close()
@@ -132,7 +134,8 @@ def test_bigquery_unreachable_is_retriable(tmp_path: Path, media: MediaData) -> 
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
     key_file = tmp_path / "sa.json"
     write_service_account_file(key_file, f"{closed}/token")
-    settings = BigQuerySettings(key_file, closed, retry_deadline_s=1, max_attempts=2)
+    settings = BigQuerySettings(key_file, closed, policy=RetryPolicy(max_attempts=2, budget_seconds=1,
+                                                                     backoff_initial=0.01))
     reader = BigQueryReader(create_bigquery_client(settings), settings, sleep=lambda _: None)
     with pytest.raises(RetriableSourceError):
         reader.query_df("SELECT 1", {})

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from clients import zoom_pages
 from clients.canvas import CanvasClient, CanvasSettings
 from clients.http import Timeouts
 from clients.retry import RetryPolicy
@@ -80,8 +81,8 @@ class World:
 @contextmanager
 def world(university, scenario, db_params, *, options: ServerOptions | None = None,
           zoom_options: ServerOptions | None = None, attempts: int = 3,
-          launch_has_values: Callable[[int], bool] | None = None, single_use_verifier: bool = False,
-          zoom_app: Callable[[ZoomLti], App] | None = None) -> Iterator[World]:
+          launch_has_values: Callable[[int], bool] | None = None, single_use_verifier: bool = True,
+          zoom_app: Callable[[ZoomLti], App] | None = None, create_csvs: bool = True) -> Iterator[World]:
     data = ZoomData(university, launch_has_values=launch_has_values or (lambda cid: cid not in scenario["no_values"]))
     zoom = ZoomLti(data, ZoomSimOptions(consumer_key=KEY, shared_secret=SECRET))
     app = zoom_app(zoom) if zoom_app else default_zoom_app(zoom)
@@ -92,7 +93,7 @@ def world(university, scenario, db_params, *, options: ServerOptions | None = No
     canvas_app, rest = build_canvas_app(university, canvas_options,
                                         launch_page_has_form=lambda cid: cid not in scenario["no_form"])
     canvas_server = SimServer(canvas_app, name="canvas", options=options).start()
-    env = {"LOG_LEVEL": "INFO", "JOB_NAMES": ["CANVAS_ZOOM_MEETINGS"], "CREATE_CSVS": False,
+    env = {"LOG_LEVEL": "INFO", "JOB_NAMES": ["CANVAS_ZOOM_MEETINGS"], "CREATE_CSVS": create_csvs,
            "MAX_REQ_ATTEMPTS": attempts, "NUM_ASYNC_WORKERS": 8,
            "CANVAS": {"CANVAS_ACCOUNT_ID": university.root_account_id, "CANVAS_TERM_IDS": list(scenario["terms"]),
                       "ADD_COURSE_IDS": list(scenario["add"]), "CANVAS_URL": canvas_server.url,
@@ -153,9 +154,11 @@ def test_output_equals_generated_data_row_for_row(university, scenario, migrated
     topics = [r["topic"] for r in expected.meetings]
     assert any('"' in t for t in topics) and any("'" in t for t in topics) and any(not t.isascii() for t in topics)
     summary = next(r.getMessage() for r in caplog.records if "course(s) scanned" in r.getMessage())
+    # The sandbox's "failed launches" are placements without a form or Zoom values: skipped, not retried.
     assert (f"{expected.scanned} course(s) scanned, {expected.placements} Zoom placement(s) in "
-            f"{len(expected.courses)} course(s), {expected.failed_launches} launch(es) failed, "
-            f"{len(expected.meetings)} meeting(s) found") in summary
+            f"{len(expected.courses)} course(s), {expected.failed_launches} skipped (no Zoom page), 0 failed after "
+            f"retries (previous meetings kept for 0 course(s)); loaded zoom_course {len(expected.courses)}, "
+            f"zoom_course_meeting {len(expected.meetings)}") in summary
     # Our own loggers only: urllib3 logs full URLs at DEBUG (the runner's logging setup must quiet it).
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("clients", "online_meetings", "db")))
     secrets = [TOKEN] + [s.scid for s in sessions] + [s.xsrf_token for s in sessions]
@@ -208,19 +211,19 @@ def test_a_lost_launch_answer_is_relaunched_not_replayed(university, scenario, m
             tab = next(t for t in canvas.get(f"courses/{course_id}/tabs") if t["label"] == "Zoom")
 
             def new_url() -> str:
-                urls.append(parse.launch_url(canvas.get(tab["url"])))
+                urls.append(zoom_pages.launch_url(canvas.get(tab["url"])))
                 return urls[-1]
 
             zoom = ZoomLtiClient(ZoomSettings.from_env(w.env, timeouts=Timeouts(connect=2, read=0.5)),
                                  policy=FAST_RETRIES)
-            with zoom.launch(new_url) as launch:
-                meetings = launch.previous_meetings()
+            meetings = zoom.previous_meetings(new_url).meetings
         assert len(urls) == 2 and w.zoom.launches == 2 and zoom.stats.snapshot().retries == 1
         assert [m["meetingId"] for m in meetings] == [m.meeting_id for m in w.data.meetings(course_id)]
 
 
 def test_most_launches_failing_keeps_previous_data(university, scenario, migrated_engine, migrated_db_params,
                                                    tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     with world(university, scenario, migrated_db_params) as w:
         main(w.env, engine=migrated_engine, data_dir=tmp_path)
         expected = w.expected(university, scenario)
@@ -244,6 +247,21 @@ def test_zoom_base_url_comes_from_configuration(university, scenario, migrated_e
     assert table_rows(migrated_engine, "zoom_course", COURSE_COLUMNS) == []
 
 
+def test_csvs_only_when_asked_and_before_the_load(university, scenario, migrated_engine, migrated_db_params,
+                                                 tmp_path):
+    with world(university, scenario, migrated_db_params, create_csvs=False) as w:
+        main(w.env, engine=migrated_engine, data_dir=tmp_path / "off")
+    assert not (tmp_path / "off").exists()
+    expected = w.expected(university, scenario)
+    assert table_rows(migrated_engine, "zoom_course", COURSE_COLUMNS) == expected.courses
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where data/ should be", encoding="utf-8")
+    with world(university, scenario, migrated_db_params, launch_has_values=lambda _: True) as w:
+        with pytest.raises(JobError, match="previous data kept"):
+            main(w.env, engine=migrated_engine, data_dir=blocked)
+    assert table_rows(migrated_engine, "zoom_course", COURSE_COLUMNS) == expected.courses   # not replaced
+
+
 def test_canvas_failure_fails_the_job_and_keeps_previous_data(university, scenario, migrated_engine,
                                                               migrated_db_params, tmp_path):
     with world(university, scenario, migrated_db_params) as w:
@@ -252,7 +270,7 @@ def test_canvas_failure_fails_the_job_and_keeps_previous_data(university, scenar
     broken = ServerOptions(faults=FaultOptions(http500=1.0, max_consecutive=1000))
     with world(university, scenario, migrated_db_params, options=broken, attempts=2) as w:
         with CanvasClient(CanvasSettings.from_env(w.env),
-                          policy=RetryPolicy(max_attempts=2, backoff_initial=0.01)) as canvas:
+                          policy=RetryPolicy(max_attempts=2, budget_seconds=0, backoff_initial=0.01)) as canvas:
             with pytest.raises(JobError, match="500"):
                 main(w.env, engine=migrated_engine, canvas=canvas, data_dir=tmp_path)
     assert_output(migrated_engine, tmp_path, expected)

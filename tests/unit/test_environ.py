@@ -323,7 +323,7 @@ def test_jobs_chosen_on_the_command_line_decide_the_required_sections(tmp_path):
     del config["CANVAS"], config["UDW"]
     path = write_config(tmp_path, config)
     assert load(path)["JOB_NAMES"] == ("MIVIDEO",)
-    with pytest.raises(ConfigError, match="missing required key CANVAS, UDW"):
+    with pytest.raises(ConfigError, match="missing required key CANVAS$"):
         environ.load_env(path, environ.SCHEMA_PATH, {}, job_names=["COURSE_INVENTORY"])
 
 

@@ -16,7 +16,7 @@ SECRET = "admin-secret-value"
 
 
 def settings(attempts: int = 3) -> KalturaSettings:
-    return KalturaSettings("http://127.0.0.1:9", 42, SECRET, RetryPolicy(max_attempts=attempts))
+    return KalturaSettings("http://127.0.0.1:9", 42, SECRET, RetryPolicy(max_attempts=attempts, budget_seconds=0))
 
 
 class InMemoryKaltura(KalturaMediaClient):
