@@ -172,7 +172,8 @@ class _Collector:
                                                                                                course_id)))
         with self._lock:
             self.raw.usage_rows.extend(rows)
-            self.raw.repeats["activity day"] += repeated
+            if repeated:
+                self.raw.repeats["activity day"] += repeated
         self.progress["activity"].advance()
 
     def account(self, account_id: int) -> None:
@@ -218,7 +219,8 @@ class _Collector:
     def _add_roster(self, roster: CoursePages) -> None:
         with self._lock:
             self.raw.enrollments.extend(roster.records())
-            self.raw.repeats["enrollment"] += roster.repeated
+            if roster.repeated:
+                self.raw.repeats["enrollment"] += roster.repeated
             self.raw.reread_courses += roster.passes > 1
 
 

@@ -157,9 +157,16 @@ class App:
             return handler
         return register
 
-    def add_route(self, method: str, pattern: str, handler: Handler, *, faultable: bool = True) -> None:
+    def add_route(self, method: str, pattern: str, handler: Handler, *, faultable: bool = True,
+                  first: bool = False) -> Route:
+        """Add a route (`first`: ahead of the others, e.g. a test's hostile answer); returns it for removal."""
         regex, converters = _compile(pattern)
-        self.routes.append(Route(method.upper(), pattern, regex, converters, handler, faultable))
+        route = Route(method.upper(), pattern, regex, converters, handler, faultable)
+        if first:
+            self.routes.insert(0, route)
+        else:
+            self.routes.append(route)
+        return route
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
         for route in self.routes:

@@ -29,14 +29,18 @@ class CanvasSandbox:
 def canvas_sandbox(university: University, *, udw_db: dict[str, str] | None, inventory_db: dict[str, str],
                    term_ids: list[int], options: ServerOptions | None = None, workers: int = 8,
                    attempts: int = 5, zoom_base_url: str = "https://applications.zoom.us",
-                   udw_lag: UdwLag = NO_LAG, sis_ids_from: str | None = None) -> Iterator[CanvasSandbox]:
+                   udw_lag: UdwLag = NO_LAG, sis_ids_from: str | None = None,
+                   token_permissions: frozenset[str] | None = None,
+                   roster_churn: float = 0.0) -> Iterator[CanvasSandbox]:
     """`udw_lag`: how far the loaded warehouse trails Canvas (none by default here, so tests that are not
     about the lag compare with Canvas's values); `sis_ids_from`: SECTION_SIS_IDS_FROM, when set."""
     if udw_db is not None:
         load_udw(university, udw_db, create_database=False, lag=udw_lag)
     canvas_app, rest = build_canvas_app(university, CanvasOptions(tokens=frozenset({CANVAS_TOKEN}),
                                                                   zoom_base_url=zoom_base_url,
-                                                                  seed=university.seed))
+                                                                  seed=university.seed,
+                                                                  token_permissions=token_permissions,
+                                                                  roster_churn=roster_churn))
     gateway_options = GatewayOptions()
     gateway_app, _ = build_gateway_app(rest, gateway_options)
     canvas = SimServer(canvas_app, name="canvas", options=options).start()
