@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from course_inventory.transform import EnrollmentRecord
 from vocab import SourceFormatError
 
-MAX_PASSES = 4
+MAX_PASSES = 6
 
 
 class CoursePages:

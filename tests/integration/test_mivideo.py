@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from clients.bigquery import BigQueryReader, BigQuerySettings, create_bigquery_client
 from clients.kaltura import KalturaMediaClient, KalturaSettings
 from clients.retry import RetryPolicy
 from mivideo import mivideo_extract
 from sandbox import media_data
 from sandbox.bigquery_sim import BigQuerySimulator, start_bigquery_server, write_service_account_file
+from sandbox.faults import FaultOptions
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.kaltura_sim import KalturaSimOptions, KalturaSimulator, start_kaltura_server
 from sandbox.media_data import MediaData, SimClock
+from sandbox.outages import OutageOptions
 from vocab import JobError, ValidDataSourceName
 
 pytestmark = pytest.mark.integration
@@ -203,3 +207,37 @@ def test_bigquery_failure_keeps_kaltura_data(migrated_engine: sa.Engine, config_
     assert "Not found" in " ".join(failure.value.details)
     assert hourly_rows(migrated_engine) == {}
     assert created_rows(migrated_engine) == expected_tables(media, clock.now())[0]
+
+
+@pytest.mark.parametrize(("seed", "outage_seconds"), [(1, 30.0), (2, 4.0), (3, 4.0)])
+def test_outage_and_faults_give_the_expected_rows(migrated_engine: sa.Engine, media: MediaData,
+                                                  tmp_path: Path, seed: int, outage_seconds: float) -> None:
+    """Kaltura and BigQuery down together mid-run, independent faults on both: the same rows as a quiet run."""
+    now = FIRST_RUN - timedelta(days=30)         # a slice of the media keeps the test quick
+    clock = SimClock(now)
+    faulty = ServerOptions(cost=CostModel(overhead_ms=0, per_record_ms=0), seed=seed,
+                           faults=FaultOptions(http500=0.04, http502_503=0.04, reset=0.03),
+                           outage=OutageOptions(after_requests=12, seconds=outage_seconds))
+    kaltura_server, _ = start_kaltura_server(media, KalturaSimOptions(media.partner_id, SECRET), clock=clock,
+                                             server_options=faulty)
+    bigquery_server, bigquery = start_bigquery_server(media, clock=clock, page_rows=100, running_polls=1,
+                                                      server_options=replace(faulty, seed=seed + 100))
+    kaltura_server.share_outages(bigquery_server.outages)
+    try:
+        bigquery.trust(write_service_account_file(tmp_path / "udp_sa.json", f"{bigquery_server.url}/token"))
+        env = make_env(kaltura_server.url, bigquery_server.url, media)
+        policy = RetryPolicy(max_attempts=3, backoff_initial=0.05, backoff_max=1.0)
+        kaltura = KalturaMediaClient(KalturaSettings(kaltura_server.url, media.partner_id, SECRET, policy),
+                                     sleep=lambda _: None)
+        settings = BigQuerySettings(tmp_path / "udp_sa.json", bigquery_server.url, policy=policy)
+        reader = BigQueryReader(create_bigquery_client(settings), settings)
+        mivideo_extract.main(env, engine=migrated_engine, config_dir=tmp_path, kaltura=kaltura, bigquery=reader)
+        reader.close()
+        stats = [kaltura_server.stats.snapshot(), bigquery_server.stats.snapshot()]
+    finally:
+        kaltura_server.stop()
+        bigquery_server.stop()
+    want_created, want_courses = expected_tables(media, now)
+    assert without_ids(hourly_rows(migrated_engine)) == expected_hourly(media, now)
+    assert created_rows(migrated_engine) == want_created and course_rows(migrated_engine) == want_courses
+    assert sum(s["outage_failures"] for s in stats) > 5 and all(sum(s["faults"].values()) > 0 for s in stats)

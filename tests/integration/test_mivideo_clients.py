@@ -17,6 +17,7 @@ from mivideo import queries
 from sandbox import media_data
 from sandbox.bigquery_sim import start_bigquery_server, write_service_account_file
 from sandbox.faults import FaultOptions
+from sandbox.httpapp import App, Response, json_response
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.kaltura_sim import KalturaSimOptions, KalturaSimulator, start_kaltura_server
 from sandbox.media_data import MediaData, SimClock
@@ -139,3 +140,44 @@ def test_bigquery_unreachable_is_retriable(tmp_path: Path, media: MediaData) -> 
     reader = BigQueryReader(create_bigquery_client(settings), settings, sleep=lambda _: None)
     with pytest.raises(RetriableSourceError):
         reader.query_df("SELECT 1", {})
+
+
+# ---- credentials never follow a redirect to another host ----
+def redirecting_servers(path: str) -> tuple[SimServer, SimServer]:
+    """A server answering every POST to `path` with a 307 to a second server, which records what reaches it."""
+    thief = App()
+    thief.add_route("POST", "/{rest:path}", lambda request, rest: json_response({"stolen": True}))
+    elsewhere = SimServer(thief, name="elsewhere").start()
+    front = App()
+    front.add_route("POST", path, lambda request: Response(307, b"", {"Location": f"{elsewhere.url}{path}"}))
+    return SimServer(front, name="front").start(), elsewhere
+
+
+def test_the_kaltura_secret_never_follows_a_redirect() -> None:
+    front, elsewhere = redirecting_servers("/api_v3/service/session/action/start")
+    try:
+        client = kaltura_client(front.url, 42)
+        with pytest.raises(FatalSourceError) as refused:
+            client.list_media_page(created_from=0, categories_full_name_in=ROOT, exclude_ids=(), page_index=1)
+        message = str(refused.value)
+        assert "307 redirect from 127.0.0.1" in message and "not followed" in message and SECRET not in message
+        assert elsewhere.stats.snapshot()["requests"] == 0
+    finally:
+        front.stop()
+        elsewhere.stop()
+
+
+def test_the_service_account_assertion_never_follows_a_redirect(tmp_path: Path) -> None:
+    front, elsewhere = redirecting_servers("/token")
+    try:
+        key_file = tmp_path / "sa.json"
+        write_service_account_file(key_file, f"{front.url}/token")
+        settings = BigQuerySettings(key_file, front.url, policy=RetryPolicy(max_attempts=2, budget_seconds=1,
+                                                                           backoff_initial=0.01))
+        reader = BigQueryReader(create_bigquery_client(settings), settings, sleep=lambda _: None)
+        with pytest.raises(FatalSourceError, match="redirect was not followed"):
+            reader.query_df("SELECT 1", {})
+        assert elsewhere.stats.snapshot()["requests"] == 0
+    finally:
+        front.stop()
+        elsewhere.stop()

@@ -7,6 +7,7 @@ nor the UDW, and the tests choose which courses' launch pages lack the LTI form.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from sandbox.faults import FaultOptions
 from sandbox.generator import generate_university
 from sandbox.httpapp import App, Request, Response
 from sandbox.httpserver import ServerOptions, SimServer
+from sandbox.outages import OutageOptions
 from sandbox.throttle import ThrottleOptions
 from sandbox.university import University
 from sandbox.zoom_data import ExpectedZoom, ZoomData, expected_zoom_output
@@ -187,6 +189,32 @@ def test_same_rows_with_faults_and_throttling(university, scenario, migrated_eng
     assert zoom.stats.snapshot().retries > 0 and canvas.stats.snapshot().throttled > 0
 
 
+@pytest.mark.parametrize(("seed", "outage_seconds", "throttle_status"), [(1, 30.0, 429), (2, 4.0, 403),
+                                                                         (3, 4.0, 429)])
+def test_outage_faults_and_throttling_give_the_expected_rows(university, scenario, migrated_engine,
+                                                             migrated_db_params, tmp_path, seed, outage_seconds,
+                                                             throttle_status):
+    """Canvas and Zoom down together mid-run, independent faults on both, Canvas throttling: the same rows."""
+    options = ServerOptions(seed=seed, faults=FaultOptions.uniform(0.04, slow=0.005, slow_seconds=2),
+                            throttle=ThrottleOptions(enabled=True, status=throttle_status, hwm=30.0, up_front=5.0,
+                                                     maximum=40.0),
+                            outage=OutageOptions(after_requests=25, seconds=outage_seconds))
+    # Zoom gets few requests: a higher rate makes sure some of them fail.
+    zoom_options = replace(options, seed=seed + 100, throttle=ThrottleOptions(),
+                           faults=FaultOptions.uniform(0.2, slow=0.01, slow_seconds=2))
+    policy = replace(FAST_RETRIES, backoff_max=1.0, throttle_max=1.0)
+    with world(university, scenario, migrated_db_params, options=options, zoom_options=zoom_options) as w:
+        w.zoom_server.share_outages(w.canvas_server.outages)
+        timeouts = Timeouts(connect=2, read=1.0)
+        with CanvasClient(CanvasSettings.from_env(w.env, timeouts=timeouts), policy=policy) as canvas:
+            zoom = ZoomLtiClient(ZoomSettings.from_env(w.env, timeouts=timeouts), policy=policy)
+            main(w.env, engine=migrated_engine, canvas=canvas, zoom=zoom, data_dir=tmp_path)
+        canvas_stats, zoom_stats = w.canvas_server.stats.snapshot(), w.zoom_server.stats.snapshot()
+    assert_output(migrated_engine, tmp_path, w.expected(university, scenario))
+    assert canvas_stats["outage_failures"] + zoom_stats["outage_failures"] > 10
+    assert sum(zoom_stats["faults"].values()) > 0 and canvas.stats.snapshot().throttled > 0
+
+
 def test_a_lost_launch_answer_is_relaunched_not_replayed(university, scenario, migrated_db_params):
     """The first launch POST is processed (nonce used) but its answer never arrives in time."""
     stalled = threading.Event()
@@ -245,6 +273,63 @@ def test_zoom_base_url_comes_from_configuration(university, scenario, migrated_e
         assert f"launch form posts to {w.zoom_server.url}/lti/rich" in caplog.text
     assert "not to the configured ZOOM.BASE_URL http://127.0.0.1:9" in caplog.text
     assert table_rows(migrated_engine, "zoom_course", COURSE_COLUMNS) == []
+
+
+def test_a_history_holding_more_than_its_total_is_paged_to_the_end(university, scenario, migrated_engine,
+                                                                   migrated_db_params, tmp_path, caplog):
+    """Zoom's `total` understates the list: every page still comes, until one is short."""
+    def understating_app(zoom: ZoomLti) -> App:
+        def history(request: Request) -> Response:
+            answer = zoom.history(request)
+            body = json.loads(answer.body)
+            if isinstance(body.get("result"), dict):
+                body["result"]["total"] = min(body["result"]["total"], 1)
+            return Response(answer.status, json.dumps(body).encode(), dict(answer.headers), answer.records)
+        app = App()
+        app.add_route("POST", LAUNCH_PATH, zoom.launch)
+        app.add_route("GET", HISTORY_PATH, history)
+        return app
+
+    with world(university, scenario, migrated_db_params, zoom_app=understating_app) as w:
+        main(w.env, engine=migrated_engine, data_dir=tmp_path)
+    expected = w.expected(university, scenario)
+    assert_output(migrated_engine, tmp_path, expected)
+    many = max({r["course_id"] for r in expected.meetings},
+               key=lambda c: sum(r["course_id"] == c for r in expected.meetings))
+    assert f"course {many}: Zoom announced 1 meeting(s) but served" in caplog.text
+
+
+def test_a_course_whose_launch_keeps_failing_keeps_its_previous_meetings(university, scenario, migrated_engine,
+                                                                         migrated_db_params, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    with world(university, scenario, migrated_db_params) as w:
+        main(w.env, engine=migrated_engine, data_dir=tmp_path)
+        expected = w.expected(university, scenario)
+    victim = max({r["course_id"] for r in expected.meetings})
+    stored = table_rows(migrated_engine, "zoom_course_meeting", MEETING_COLUMNS)
+    before = [r for r in stored if r["course_id"] == victim]
+
+    def failing_for_victim(zoom: ZoomLti) -> App:
+        def history(request: Request) -> Response:
+            session = zoom._session(request)
+            if session is not None and session.course_id == victim:
+                return Response(503, b"<html>Service Unavailable</html>", {"Content-Type": "text/html"})
+            return zoom.history(request)
+        app = App()
+        app.add_route("POST", LAUNCH_PATH, zoom.launch)
+        app.add_route("GET", HISTORY_PATH, history)
+        return app
+
+    with world(university, scenario, migrated_db_params, zoom_app=failing_for_victim) as w:
+        zoom = ZoomLtiClient(ZoomSettings.from_env(w.env), policy=replace(FAST_RETRIES, budget_seconds=1.0))
+        main(w.env, engine=migrated_engine, zoom=zoom, data_dir=tmp_path)
+    stored = table_rows(migrated_engine, "zoom_course_meeting", MEETING_COLUMNS)
+    after = [r for r in stored if r["course_id"] == victim]
+    assert before and [{k: v for k, v in r.items() if k != "id"} for r in after] == \
+        [{k: v for k, v in r.items() if k != "id"} for r in before]              # kept, not dropped
+    others = [r for r in stored if r["course_id"] != victim]
+    assert [r["meeting_id"] for r in others] == [r["meeting_id"] for r in expected.meetings if r["course_id"] != victim]
+    assert "1 failed after retries (previous meetings kept for 1 course(s))" in caplog.text
 
 
 def test_csvs_only_when_asked_and_before_the_load(university, scenario, migrated_engine, migrated_db_params,
