@@ -24,7 +24,7 @@ from clients.tasks import TaskGroup
 from clients.zoom_lti import ZoomLtiClient
 from clients.zoom_pages import NoLaunch, launch_url
 from online_meetings import parse
-from vocab import SourceError, SourceFormatError
+from vocab import FatalSourceError, SourceError, SourceFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,14 @@ class _Collector:
         self.progress["launches"].advance()
 
     def _launch_url(self, tab_url: str) -> str:
-        body = self.canvas.get_unless_missing(tab_url, kind="lti launch")
+        try:
+            body = self.canvas.get_unless_missing(tab_url, kind="lti launch")
+        except FatalSourceError as exc:
+            # An unknown tool id is redirected to the course page (external_tools_controller.rb): no tool to launch.
+            if exc.status is None or not 300 <= exc.status < 400:
+                raise
+            raise NoLaunch(f"Canvas redirects the tab's launch (HTTP {exc.status}): no such tool",
+                           source="canvas") from exc
         if body is None:
             raise NoLaunch("Canvas no longer has the tab's tool (404)", source="canvas")
         return launch_url(body)

@@ -234,3 +234,12 @@ def test_check_launches_keeps_previous_data_when_most_launches_fail():
     with pytest.raises(JobError, match="3 of 4 Zoom launches failed"):
         check_launches(ZoomCollection(placements=4, skipped_launches=[(1, "a"), (2, "b")],
                                       failed_launches=[(3, "c")]))
+
+
+def test_an_unmatched_tool_is_no_launch_not_a_failure():
+    # Canvas answers 200 with an errors object when no tool matches (external_tools_controller.rb).
+    with pytest.raises(zoom_pages.NoLaunch, match="no external tool"):
+        zoom_pages.launch_url({"errors": {"external_tool": "Unable to find a matching external tool"}})
+    with pytest.raises(SourceFormatError) as odd:
+        zoom_pages.launch_url({"errors": "x", "url": "ftp://nowhere"})
+    assert not isinstance(odd.value, zoom_pages.NoLaunch)
