@@ -1,10 +1,10 @@
 """Kaltura API client: an ADMIN session and media.list paging past the 10,000-match limit.
 
-Wraps the real `KalturaClient` library (XML over HTTP, protocol-notes §A). The library has no usable
-retry of its own (it wraps transport errors before its retry decorator sees them), so `_call` retries
-transient failures here, up to `RetryPolicy.max_attempts`. Secrets stay out of logs: the library is given
-no logger (it would log the request JSON, secret and KS included), and Kaltura's own error messages are
-only repeated for codes that cannot carry a KS.
+Wraps the real `KalturaClient` library (KalturaApiClient on PyPI: JSON requests, XML answers). The library has
+no usable retry of its own (it wraps transport errors before its retry decorator sees them), so `_call` runs
+each call through the shared policy (`clients.retry.call_with_retries`), and its posts never follow a redirect.
+Secrets stay out of logs: the library is given no logger (it would log the request JSON, secret and KS
+included), and Kaltura's own error messages are only repeated for codes that cannot carry a KS.
 
 Paging: media.list refuses offsets at or beyond 10,000 matches (`QUERY_EXCEEDED_MAX_MATCHES_ALLOWED`).
 `iter_media_pages` then restarts at page 1 with the lower bound moved to the newest createdAt seen and the

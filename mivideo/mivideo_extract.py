@@ -1,6 +1,6 @@
 """Job MIVIDEO: MiVideo (Kaltura) usage from UDP Caliper events and media created from the Kaltura API.
 
-Two independent, incremental procedures (SPEC §8):
+Two independent, incremental procedures:
 1. media started hourly: BigQuery rows after the newest stored `event_time_utc_latest` (or the configured
    default), appended for the hours not stored yet;
 2. media created: Kaltura entries created at or after the newest stored `created_at`, page by page; each
