@@ -46,7 +46,7 @@ class ThrottleController:
                  prior_share: float = 1 / 8, min_reserves: float = 2.0,
                  headroom_sigmas: float = 2.0, gain: float = 0.1, max_step: float = 0.25,
                  smoothing_rtts: float = 2.0, spread_rtts: float = 8.0, window_slack: float = 2.0,
-                 refusal_target: float | None = 0.005, sigma_bounds: tuple[float, float] = (1.5, 4.0),
+                 refusal_target: float | None = 0.005, sigma_bounds: tuple[float, float] = (0.5, 4.0),
                  sigma_gain: float = 0.05) -> None:
         if ceiling < 1 or (up_front_cost is not None and up_front_cost <= 0) or not 0 < prior_share < 1 \
                 or min_reserves < 1 or headroom_sigmas < 0 or gain <= 0 \
