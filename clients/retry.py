@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying
 
+from clients.tasks import TaskGroupStopped
 from vocab import RetriableSourceError
 
 logger = logging.getLogger(__name__)
@@ -130,3 +132,16 @@ def call_with_retries(attempt: Callable[[], T], policy: RetryPolicy, *, sleep: C
     retrying = Retrying(retry=budget.retry, stop=budget.stop, wait=budget.wait, sleep=sleep,
                         before_sleep=budget.before_sleep, reraise=True)
     return retrying(attempt)
+
+
+def stoppable_sleep(stop: threading.Event | None) -> Callable[[float], None]:
+    """A retry pause that ends when the run is being stopped (the runner's `stop` event): the waiting request is
+    then abandoned with TaskGroupStopped, which a TaskGroup worker ends on quietly, instead of retrying on
+    through its budget while the process is asked to exit."""
+    if stop is None:
+        return time.sleep
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise TaskGroupStopped
+    return sleep

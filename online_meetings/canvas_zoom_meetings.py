@@ -8,6 +8,7 @@ Orchestration only: fetch (online_meetings.zoom_fetch over clients.canvas + clie
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from clients.canvas import CanvasClient, CanvasSettings
+from clients.retry import stoppable_sleep
 from clients.zoom_lti import ZoomLtiClient, ZoomSettings
 from db.csv_export import DATA_DIR, write_csvs
 from db.engine import create_inventory_engine
@@ -65,7 +67,8 @@ def stored_meetings(engine: sa.Engine, course_ids: frozenset[int]) -> dict[int, 
 
 def main(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = None,
          canvas: CanvasClient | None = None, zoom: ZoomLtiClient | None = None,
-         data_dir: Path | None = None, report: JobReport | None = None) -> list[DataSourceStatus]:
+         data_dir: Path | None = None, report: JobReport | None = None,
+         stop: threading.Event | None = None) -> list[DataSourceStatus]:
     if env is None:
         from environ import get_env  # the runner's configuration (documented `from environ import ENV`)
         env = get_env()
@@ -73,8 +76,8 @@ def main(env: Mapping[str, Any] | None = None, *, engine: sa.Engine | None = Non
     own_canvas, own_zoom, own_engine = canvas is None, zoom is None, engine is None
     try:
         settings = CanvasSettings.from_env(env)
-        canvas = canvas or CanvasClient(settings)
-        zoom = zoom or ZoomLtiClient(ZoomSettings.from_env(env))
+        canvas = canvas or CanvasClient(settings, sleep=stoppable_sleep(stop))
+        zoom = zoom or ZoomLtiClient(ZoomSettings.from_env(env), sleep=stoppable_sleep(stop))
         if report is not None:
             report.track(canvas.stats)
             report.track(zoom.stats)

@@ -27,7 +27,8 @@ from requests.structures import CaseInsensitiveDict
 
 from clients.http import HttpClient, build_session, check_response, parse_retry_after, sanitize_url
 from clients.limiter import AdaptiveLimiter, ThrottleController
-from clients.retry import RetryPolicy, next_retry
+from clients.retry import RetryPolicy, next_retry, stoppable_sleep
+from clients.tasks import TaskGroupStopped
 from clients.stats import ClientStats
 from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
 from vocab import FatalSourceError, RetriableSourceError
@@ -750,3 +751,16 @@ def test_client_stats_is_thread_safe():
     snap = stats.snapshot()
     assert snap.requests["rest"] == 1600 and snap.throttled == 1600 and snap.bytes == 1600
     assert snap.cost == pytest.approx(800.0)
+
+
+def test_a_retry_pause_ends_when_the_run_is_stopped():
+    stop = threading.Event()
+    client = HttpClient("canvas", session=FakeSession([make_response(503, "")]), policy=RetryPolicy(),
+                        sleep=stoppable_sleep(stop))
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(TaskGroupStopped):           # abandoned, not retried through its 300 s budget
+        client.request("GET", URL, kind="rest")
+    assert time.monotonic() - started < 5
+    assert stoppable_sleep(None) is time.sleep
