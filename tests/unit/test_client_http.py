@@ -28,8 +28,8 @@ from requests.structures import CaseInsensitiveDict
 from clients.http import HttpClient, build_session, check_response, parse_retry_after, sanitize_url
 from clients.limiter import AdaptiveLimiter, ThrottleController
 from clients.retry import RetryPolicy, next_retry, stoppable_sleep
-from clients.tasks import TaskGroupStopped
 from clients.stats import ClientStats
+from clients.tasks import TaskGroupStopped
 from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
 from vocab import FatalSourceError, RetriableSourceError
 
