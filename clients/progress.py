@@ -138,7 +138,9 @@ class Progress:
         self._bar.update(n)
 
     def _count(self) -> str:
-        return f"{self.done}/{self.total}" if self.total is not None else str(self.done)
+        if self.total is None:
+            return str(self.done)
+        return f"{self.done}/{self.total}" + ("" if self.final else "+")
 
     def _rate(self, elapsed: float) -> float:
         return self.done / elapsed if elapsed > 0 else 0.0

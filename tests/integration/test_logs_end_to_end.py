@@ -3,6 +3,7 @@ job (worker threads included) names it, no secret appears, retries come rolled u
 what was loaded (compared with sandbox/expected.py) and says what bounded the run."""
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+import run_jobs
 from sandbox.expected import expected_inventory
 from sandbox.faults import FaultOptions
 from sandbox.gateway import GatewayOptions
 from sandbox.generator import generate_university
 from sandbox.httpserver import ServerOptions
+from tests.conftest import valid_config, write_config
 from tests.helpers.canvas_sandbox import CANVAS_TOKEN, canvas_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +64,14 @@ def test_json_logs_rolled_up_retries_and_the_summary(tmp_path, university, migra
     assert fields["status"] == "succeeded" and fields["bound"] in BOUNDS and fields["requests"] > 20
     assert summary["message"].startswith("job COURSE_INVENTORY summary: succeeded in ")
 
+    # Progress: every per-course phase ended with a final total (no "+"), enrollments one per kept course.
+    ended = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in (
+        re.match(r"(\w[\w ]*) finished: (\d+)/(\d+) in ", r["message"]) for r in job_records
+        if r["logger"] == "course_inventory.collect") if m}
+    assert set(ended) == {"courses", "published dates", "activity", "enrollments"}
+    assert all(done == total for done, total in ended.values())
+    assert ended["enrollments"] == ended["courses"] == (len(expected["course"]),) * 2
+
     # Retries: no WARNING per retry, rolled-up lines per kind whose counts add up to the summary's.
     assert not [r for r in records if r["logger"] == "clients.retry" and r["level"] != "DEBUG"]
     rolled = [r["message"] for r in records if r["logger"] == "clients.rollup"]
@@ -69,3 +80,19 @@ def test_json_logs_rolled_up_retries_and_the_summary(tmp_path, university, migra
     assert fields["retries"] > 0 and sum(counted) == fields["retries"]
     assert sum(fields["retry_reasons"].values()) == fields["retries"]
     assert all(line.startswith("canvas") and "?" not in line for line in rolled)   # kinds, never a query string
+
+
+def test_every_attempt_that_ran_ends_with_a_summary(tmp_path, inventory_db_params, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="runner.summary")
+    write_config(tmp_path, valid_config(inventory_db_params))
+    monkeypatch.setenv("ENV_DIR", str(tmp_path))
+    registry = {"REPORTING": "tests.jobs_for_tests.reporting_job", "FAILING": "tests.jobs_for_tests.failing_job",
+                "CRASHER": "tests.jobs_for_tests.crashing_job"}
+    assert run_jobs.main(["--jobs", "REPORTING", "FAILING", "CRASHER"], registry=registry) == 1
+    summaries = [r.summary for r in caplog.records if hasattr(r, "summary")]
+    assert [(s["job"], s["status"]) for s in summaries] == [("REPORTING", "succeeded"), ("FAILING", "failed"),
+                                                            ("CRASHER", "failed")]
+    reporting = summaries[0]       # tests/jobs_for_tests.py: 3 terms loaded, 5 requests, 1 retry, 2 throttled
+    assert (reporting["rows"], reporting["requests"], reporting["retries"], reporting["throttled"]) == \
+        ({"term": 3}, 5, 1, 2)
+    assert all(s["bound"] == "not measured" for s in summaries)             # no paced client in these jobs
