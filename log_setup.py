@@ -135,7 +135,11 @@ def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
 
 class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes each line through `tqdm.write`: it clears the progress bars drawn on the same stream, writes the
-    line and redraws them, so a log line never lands inside a bar (without bars it is a plain write)."""
+    line and redraws them, so a log line never lands inside a bar (without bars it is a plain write).
+
+    One permanent handler rather than tqdm's `logging_redirect_tqdm`, which swaps the root logger's handlers while
+    it is entered: a job opens several phases' bars at once, and swaps that nest are easy to undo in the wrong order.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
