@@ -153,9 +153,11 @@ def _read_hjson(path: Path, what: str) -> Any:
 
 
 def _normalise_log_level(config: dict[str, Any]) -> None:
-    """Log levels are accepted in any case (LOG_LEVEL=debug)."""
+    """Log levels and formats are accepted in any case (LOG_LEVEL=debug, LOG_FORMAT=JSON)."""
     if isinstance(config.get("LOG_LEVEL"), str):
         config["LOG_LEVEL"] = config["LOG_LEVEL"].strip().upper()
+    if isinstance(config.get("LOG_FORMAT"), str):
+        config["LOG_FORMAT"] = config["LOG_FORMAT"].strip().lower()
 
 
 def _normalise_ports(config: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from db.availability import ensure_database, wait_for_database
 from db.engine import create_inventory_engine
 from db.loader import LoadPolicy, with_load_policy
 from db.schema_migrations import apply_migrations
-from log_setup import Redactor, configure_logging
+from log_setup import LOG_FORMATS, Redactor, configure_logging
 from runner import preflight
 from runner.attempt import AttemptResult, RunContext, run_attempt, settle_heap
 from runner.entrypoints import load_entrypoint
@@ -56,11 +56,22 @@ def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str]) -> argpa
                         help="for this run, accept replacements that empty or shrink a table below "
                              "MIN_SNAPSHOT_SHARE of its rows")
     parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="override LOG_LEVEL")
+    parser.add_argument("--log-format", type=str.lower, choices=LOG_FORMATS,
+                        help="override LOG_FORMAT: text lines, or one JSON object per line (log aggregation)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.jobs or [] if name not in registry]
     if unknown:
         parser.error(f"unknown job name(s): {', '.join(unknown)} (known: {', '.join(registry)})")
     return args
+
+
+def early_log_format(option: str | None, environment: Mapping[str, str]) -> str:
+    """The log format before the configuration is read (pure): the option, else a valid LOG_FORMAT variable, so
+    that configuration errors already come out as JSON on OpenShift; else text."""
+    if option:
+        return option
+    value = environment.get("LOG_FORMAT", "").strip().lower()
+    return value if value in LOG_FORMATS else "text"
 
 
 def select_jobs(names: Sequence[str], registry: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -121,14 +132,15 @@ def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | Non
             print(f"{name:<24} {path}")  # noqa: T201 - command output
         return EXIT_OK
     os.environ.setdefault("USER", "course-inventory")  # yoyo records getpass.getuser(): no passwd entry on OpenShift
-    configure_logging(args.log_level or "INFO")
+    configure_logging(args.log_level or "INFO", fmt=early_log_format(args.log_format, os.environ))
     try:
         env = environ.load_env(environ.config_path(), environ.SCHEMA_PATH, os.environ, secrets=environ.secrets_dir(),
                                job_names=args.jobs, strict=args.strict)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
         return EXIT_UNUSABLE
-    configure_logging(args.log_level or env["LOG_LEVEL"], environ.secret_values(env))
+    configure_logging(args.log_level or env["LOG_LEVEL"], environ.secret_values(env),
+                      fmt=args.log_format or env["LOG_FORMAT"])
     names, unknown = select_jobs(env["JOB_NAMES"], registry)
     _report_unknown(unknown, registry)
     if args.check_config:

@@ -190,6 +190,12 @@ class JobReport:
         with self._lock:
             return dict(self._rows)
 
+    def snapshots(self) -> list[RequestSnapshot]:
+        """Each tracked client's counters now (clients.stats.StatsSnapshot: also its limiters' measurements)."""
+        with self._lock:
+            tracked = list(self._tracked)
+        return [stats.snapshot() for stats in tracked]
+
     def request_totals(self) -> RequestTotals:
         with self._lock:
             snapshots = [stats.snapshot() for stats in self._tracked]

@@ -175,6 +175,8 @@ class CanvasClient:
         self._auth = GatewayAuth(self._gateway, settings, clock=clock)
         self.canvas_limiter = AdaptiveLimiter(settings.num_workers, name="canvas")
         self.gateway_limiter = AdaptiveLimiter(settings.num_workers, name="canvas gateway")
+        self.stats.attach_gate(self.canvas_limiter)
+        self.stats.attach_gate(self.gateway_limiter)
 
     def __enter__(self) -> CanvasClient:
         return self

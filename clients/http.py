@@ -7,7 +7,9 @@
 - redirects are never followed on their own: a credentialed request must not carry its token, form or body to
   another host (requests would re-send a POST body on a 307). A caller that knows the real service redirects
   within its own origin (a browser-like LTI launch) asks for `same_origin_redirects`.
-- counters go to a shared `clients.stats.ClientStats`.
+- counters go to a shared `clients.stats.ClientStats`; retries and each attempt's duration also go to a
+  `clients.rollup.RequestRollup` under the endpoint kind "<source> <kind>" (slow responses and retry reasons, rolled
+  up per interval in the log).
 
 Nothing here logs headers, bodies or query strings: URLs go through `sanitize_url` first.
 """
@@ -32,6 +34,7 @@ from requests.adapters import HTTPAdapter
 
 from clients.limiter import AdaptiveLimiter, Slot
 from clients.retry import RetryPolicy, call_with_retries
+from clients.rollup import ROLLUP, RequestRollup
 from clients.stats import ClientStats
 from vocab import FatalSourceError, RetriableSourceError, SourceError
 
@@ -194,13 +197,14 @@ class HttpClient:
     def __init__(self, source: str, *, policy: RetryPolicy | None = None, timeouts: Timeouts | None = None,
                  session: HttpSession | None = None, pool_size: int = 10, stats: ClientStats | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, rollup: RequestRollup = ROLLUP) -> None:
         self.source = source
         self.policy = policy or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
         self.stats = stats or ClientStats()
         self._session = session if session is not None else build_session(pool_size)
         self._sleep, self._clock, self._rng = sleep, clock, rng or random.Random()
+        self._rollup = rollup
 
     def close(self) -> None:
         self._session.close()
@@ -232,7 +236,7 @@ class HttpClient:
 
         try:
             return call_with_retries(attempt, self.policy, sleep=self._sleep, clock=self._clock, rng=self._rng,
-                                     on_retry=self._count_retry)
+                                     on_retry=self._count_retry, kind=f"{self.source} {kind}", rollup=self._rollup)
         except SourceError:
             self.stats.record_error()
             raise
@@ -262,17 +266,20 @@ class HttpClient:
                    **kwargs: Any) -> requests.Response:
         gate: AbstractContextManager[Slot | None] = limiter.slot() if limiter is not None else nullcontext()
         with gate as slot:
+            started = self._clock()
             try:
                 response = self._session.request(method, url, timeout=self.timeouts.as_tuple(),
                                                  allow_redirects=False, **kwargs)
             except requests.RequestException as exc:
                 self.stats.record_attempt(kind)
+                self._rollup.responded(f"{self.source} {kind}", self._clock() - started)
                 raise self._transport_error(method, url, exc) from exc
+            self._rollup.responded(f"{self.source} {kind}", self._clock() - started)
             throttled = is_throttled(response)
+            cost = header_float(response, COST_HEADER)
             if slot is not None:
-                slot.observe(remaining=header_float(response, REMAINING_HEADER), throttled=throttled)
-        self.stats.record_attempt(kind, nbytes=len(response.content), cost=header_float(response, COST_HEADER),
-                                  throttled=throttled)
+                slot.observe(remaining=header_float(response, REMAINING_HEADER), throttled=throttled, cost=cost)
+        self.stats.record_attempt(kind, nbytes=len(response.content), cost=cost, throttled=throttled)
         check_response(response, source=self.source, method=method)
         return response
 

@@ -3,6 +3,8 @@
 - `ThrottleController`: the decisions (a start rate steered on the reported X-Rate-Limit-Remaining, a
   concurrency cap derived from it), free of locks and clocks so tests and simulations drive it directly.
 - `AdaptiveLimiter`: the thread-safe gate around it that `clients.http.HttpClient` passes each request through.
+- `clients.gate_book.GateBookkeeping`: time spent in flight and waiting (and for what), so a job's summary can say
+  what bounded it (`runner.summary`); counters only, it never changes a pacing decision.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from clients.gate_book import GateBookkeeping, GateMeasurements
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +257,7 @@ class AdaptiveLimiter:
         self._waiters: deque[threading.Condition] = deque()   # FIFO; only the head waits for the pacer
         self._in_flight = 0
         self._peak = 0
+        self._book = GateBookkeeping()
 
     @property
     def ceiling(self) -> int:
@@ -291,6 +296,24 @@ class AdaptiveLimiter:
         with self._lock:
             return self._peak
 
+    def measurements(self) -> GateMeasurements:
+        """Time in flight and waiting so far (for the job's summary)."""
+        with self._lock:
+            self._account(self._clock())
+            return self._book.measurements(self.name, self._core.ceiling)
+
+    def _account(self, now: float) -> None:
+        # Caller holds the lock. Bookkeeping only: what the head of the queue waits for, read off the same state
+        # `_acquire` decides on.
+        core, waiting = self._core, ""
+        if self._waiters:
+            if self._in_flight >= core.limit:
+                waiting = "ceiling" if core.limit >= core.ceiling else "cap"
+            elif core.start_time(now) > now:
+                waiting = "pacer"       # (else the head was just woken to start: no wait to blame)
+        self._book.update(now, in_flight=self._in_flight, waiting=waiting, remaining=core.remaining,
+                          target=core.target if core.remaining is not None else 0.0)
+
     @contextmanager
     def slot(self) -> Iterator[Slot]:
         """Block until a request may start; the caller reports the response through the slot."""
@@ -301,6 +324,7 @@ class AdaptiveLimiter:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._account(self._clock())
                 self._wake_head()
 
     def _acquire(self) -> tuple[int, float]:
@@ -316,26 +340,33 @@ class AdaptiveLimiter:
                     if delay <= 0:
                         break
                     self._core.waited()
+                    self._account(now)
                     waiter.wait(delay)
                 else:
                     self._core.waited()
+                    self._account(now)
                     waiter.wait()
         finally:
             self._waiters.remove(waiter)
             self._wake_head()
         self._in_flight += 1
         self._peak = max(self._peak, self._in_flight)
+        self._book.starts += 1
+        self._account(now)
         return self._core.start(now), now
 
     def _wake_head(self) -> None:
         if self._waiters:
             self._waiters[0].notify()
 
-    def _observe(self, ticket: int, started: float, *, remaining: float | None, throttled: bool) -> None:
+    def _observe(self, ticket: int, started: float, *, remaining: float | None, throttled: bool,
+                 cost: float | None = None) -> None:
         with self._lock:
             now = self._clock()
             cuts, before = self._core.cuts, self._core.rate
             self._core.observe(ticket, now - started, now, remaining=remaining, throttled=throttled)
+            self._book.cost += cost or 0.0
+            self._account(now)
             if self._core.cuts != cuts:
                 logger.debug("%s throttled: rate %.1f -> %.1f/s, smoothed remaining %s", self.name,
                              before or 0.0, self._core.rate or 0.0, self._core.remaining)
@@ -350,5 +381,5 @@ class Slot:
     def __init__(self, limiter: AdaptiveLimiter, ticket: int, started: float) -> None:
         self._limiter, self._ticket, self._started = limiter, ticket, started
 
-    def observe(self, *, remaining: float | None, throttled: bool) -> None:
-        self._limiter._observe(self._ticket, self._started, remaining=remaining, throttled=throttled)
+    def observe(self, *, remaining: float | None, throttled: bool, cost: float | None = None) -> None:
+        self._limiter._observe(self._ticket, self._started, remaining=remaining, throttled=throttled, cost=cost)

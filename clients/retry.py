@@ -9,6 +9,10 @@ Throttled refusals do not use up attempts (a busy Canvas is not a failure), only
 `next_retry` is the rule, free of clocks and threads; `RetryBudget` applies it to one request for tenacity, and
 `call_with_retries` is the one retry loop every client uses (HTTP requests, Zoom relaunches, Kaltura calls,
 BigQuery query runs).
+
+Reporting: each retry is counted in a `clients.rollup.RequestRollup` under its endpoint kind and reason (one line
+per kind per interval at INFO/WARNING, see `clients.rollup`); each attempt's detail is logged at DEBUG; giving up
+logs one WARNING.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying
 
+from clients.rollup import ROLLUP, RequestRollup
 from clients.tasks import TaskGroupStopped
 from vocab import RetriableSourceError
 
@@ -76,12 +81,28 @@ def next_retry(policy: RetryPolicy, *, failures: int, refusals: int, elapsed: fl
     return RetryDecision(False, wanted)
 
 
+def retry_reason(exc: RetriableSourceError) -> str:
+    """What a retried failure was, for counting: 'throttled', the HTTP status, 'invalid JSON', or the class of
+    the transport error or library exception (pure; never a message, which may quote a URL)."""
+    if exc.throttled:
+        return "throttled"
+    if exc.message.endswith("invalid JSON body"):
+        return "invalid JSON"
+    if exc.status is not None and exc.status >= 400:
+        return str(exc.status)
+    if exc.__cause__ is not None:
+        return type(exc.__cause__).__name__
+    return exc.message.rpartition(": ")[2][:40] or type(exc).__name__
+
+
 class RetryBudget:
     """One logical request's retry state, as tenacity's retry/stop/wait/before_sleep callbacks."""
 
     def __init__(self, policy: RetryPolicy, clock: Callable[[], float], rng: random.Random, *,
-                 on_retry: Callable[[RetriableSourceError], None] = lambda exc: None) -> None:
+                 on_retry: Callable[[RetriableSourceError], None] = lambda exc: None, kind: str = "",
+                 rollup: RequestRollup = ROLLUP) -> None:
         self.policy, self._clock, self._rng, self._on_retry = policy, clock, rng, on_retry
+        self._kind, self._rollup = kind, rollup
         self._started = clock()
         self.failures = self.refusals = 0
         self._decision = RetryDecision(True)
@@ -106,12 +127,21 @@ class RetryBudget:
     def wait(self, state: RetryCallState) -> float:
         return self._decision.sleep
 
+    def _kind_of(self, exc: BaseException | None) -> str:
+        return self._kind or getattr(exc, "source", "") or "request"
+
     def stop(self, state: RetryCallState) -> bool:
         exc = self._error(state)
         if self._decision.give_up:
-            logger.warning("giving up after %d failed attempts and %d throttled refusals in %.0fs (%s): %s",
-                           self.failures, self.refusals, self._clock() - self._started, self._decision.reason, exc)
+            self._rollup.gave_up(self._kind_of(exc))
+            logger.warning("%s: giving up after %d failed attempts and %d throttled refusals in %.0fs (%s): %s",
+                           self._kind_of(exc), self.failures, self.refusals, self._clock() - self._started,
+                           self._decision.reason, exc)
         elif isinstance(exc, RetriableSourceError):
+            if exc.throttled:
+                self._rollup.throttled(self._kind_of(exc))
+            else:
+                self._rollup.retried(self._kind_of(exc), retry_reason(exc))
             self._on_retry(exc)          # every retry, refusals included: the caller tells them apart
         return self._decision.give_up
 
@@ -119,16 +149,18 @@ class RetryBudget:
         exc = self._error(state)
         if isinstance(exc, RetriableSourceError) and exc.throttled:
             logger.debug("%s; pausing %.2fs", exc, state.upcoming_sleep)
-        else:
-            logger.warning("%s; attempt %d failed, retrying in %.2fs", exc, self.failures, state.upcoming_sleep)
+        else:   # rolled up per kind and interval at INFO (clients.rollup); the detail stays at DEBUG
+            logger.debug("%s; attempt %d failed, retrying in %.2fs", exc, self.failures, state.upcoming_sleep)
 
 
 def call_with_retries(attempt: Callable[[], T], policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep,
                       clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
-                      on_retry: Callable[[RetriableSourceError], None] = lambda exc: None) -> T:
+                      on_retry: Callable[[RetriableSourceError], None] = lambda exc: None, kind: str = "",
+                      rollup: RequestRollup = ROLLUP) -> T:
     """`attempt()` until it returns, retrying a RetriableSourceError while `policy` allows; anything else, and
-    the last retriable error, propagate unchanged."""
-    budget = RetryBudget(policy, clock, rng or random.Random(), on_retry=on_retry)
+    the last retriable error, propagate unchanged. Retries are counted in `rollup` under `kind` (the endpoint
+    kind, e.g. "canvas analytics"; the error's source when not given)."""
+    budget = RetryBudget(policy, clock, rng or random.Random(), on_retry=on_retry, kind=kind, rollup=rollup)
     retrying = Retrying(retry=budget.retry, stop=budget.stop, wait=budget.wait, sleep=sleep,
                         before_sleep=budget.before_sleep, reraise=True)
     return retrying(attempt)

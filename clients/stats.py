@@ -1,4 +1,5 @@
-"""Counters a client's requests share across threads: attempts per endpoint kind, retries, refusals, cost."""
+"""Counters a client's requests share across threads: attempts per endpoint kind, retries, refusals, cost, and
+the measurements of the limiters its requests pass (for the job's summary)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
+
+from clients.gate_book import GateMeasurements
+
+
+class MeasuredGate(Protocol):
+    def measurements(self) -> GateMeasurements: ...
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,7 @@ class StatsSnapshot:
     errors: int                      # logical requests that failed (incl. a gateway 401 fixed by renewal)
     cost: float                      # sum of X-Request-Cost
     bytes: int                       # response body bytes
+    gates: tuple[GateMeasurements, ...] = ()   # each attached limiter's, at the time of the snapshot
 
     @property
     def total_requests(self) -> int:
@@ -31,6 +40,12 @@ class ClientStats:
         self._requests: Counter[str] = Counter()
         self._retries = self._throttled = self._errors = self._bytes = 0
         self._cost = 0.0
+        self._gates: list[MeasuredGate] = []
+
+    def attach_gate(self, gate: MeasuredGate) -> None:
+        """A limiter this client's requests pass through; its measurements come with every snapshot."""
+        with self._lock:
+            self._gates.append(gate)
 
     def record_attempt(self, kind: str, *, nbytes: int = 0, cost: float | None = None, throttled: bool = False) -> None:
         with self._lock:
@@ -54,5 +69,11 @@ class ClientStats:
 
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
-            return StatsSnapshot(MappingProxyType(dict(self._requests)), self._retries, self._throttled,
-                                 self._errors, self._cost, self._bytes)
+            gates = list(self._gates)
+            snapshot = StatsSnapshot(MappingProxyType(dict(self._requests)), self._retries, self._throttled,
+                                     self._errors, self._cost, self._bytes)
+        if not gates:
+            return snapshot
+        # Outside our lock: a limiter takes its own.
+        return StatsSnapshot(snapshot.requests, snapshot.retries, snapshot.throttled, snapshot.errors,
+                             snapshot.cost, snapshot.bytes, tuple(gate.measurements() for gate in gates))

@@ -133,6 +133,7 @@ class ZoomLtiClient:
         self.stats = ClientStats()
         self.policy = policy or RetryPolicy(max_attempts=settings.max_attempts, budget_seconds=settings.retry_budget_s)
         self.limiter = AdaptiveLimiter(settings.num_workers, name="zoom")
+        self.stats.attach_gate(self.limiter)
         self._session_factory = session_factory or (lambda: build_session(4, keep_cookies=True))
         self._sleep, self._clock, self._rng = sleep, clock, rng or random.Random()
 

@@ -90,12 +90,14 @@ class RawInventory:
 
 
 class _Collector:
-    def __init__(self, canvas: CanvasClient, account_id: int, tasks: TaskGroup, progress: dict[str, Progress]):
+    def __init__(self, canvas: CanvasClient, account_id: int, tasks: TaskGroup, progress: dict[str, Progress],
+                 listings: int = 1):
         self.canvas, self.account_id, self.tasks, self.progress = canvas, account_id, tasks, progress
         self.raw = RawInventory()
         self._lock = threading.Lock()
         self._accounts_seen: set[int] = set()
         self._courses_seen: dict[int, dict[str, Any]] = {}
+        self._listings_left = listings            # term listings not yet complete: the totals may still grow
 
     def term(self, term_id: int) -> None:
         with self.raw.phases.track("terms"):
@@ -109,6 +111,7 @@ class _Collector:
             with self.raw.phases.track("courses"):
                 page = next(pages, None)
             if page is None:
+                self._listing_complete()
                 return
             self.tasks.check()
             kept, dropped = keep_courses_with_students(self._first_listings(page))
@@ -117,6 +120,14 @@ class _Collector:
                 self.raw.dropped_courses += dropped
             self.progress["courses"].advance(len(kept))
             self._schedule(kept)
+
+    def _listing_complete(self) -> None:
+        with self._lock:
+            self._listings_left -= 1
+            last = self._listings_left == 0
+        if last:    # every course is listed: the per-course totals are final
+            for progress in self.progress.values():
+                progress.total_known()
 
     def _first_listings(self, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The page's courses not listed before; a course listed again must say the same, or the listing is wrong."""
@@ -144,6 +155,10 @@ class _Collector:
         requests spread out instead of arriving at the server in a clump.
         """
         ids = [canvas_int(c.get("id"), "course id") for c in courses]
+        available = sum(c.get("workflow_state") == "available" for c in courses)
+        self.progress["enrollments"].expect(len(ids))
+        self.progress["published dates"].expect(available)
+        self.progress["activity"].expect(available)
         by_size = sorted(zip(courses, ids, strict=True), key=lambda pair: -_size_hint(pair[0]))
         for start in range(0, len(by_size), COURSES_PER_REQUEST):
             batch = by_size[start:start + COURSES_PER_REQUEST]
@@ -239,7 +254,7 @@ def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[
         progress = {phase: stack.enter_context(Progress(phase, None, logger, stats=canvas.stats))
                     for phase in PHASES}
         tasks = stack.enter_context(TaskGroup(canvas.settings.num_workers + 2, name="inventory"))
-        collector = _Collector(canvas, account_id, tasks, progress)
+        collector = _Collector(canvas, account_id, tasks, progress, listings=len(term_ids))
         for term_id in term_ids:
             tasks.submit(collector.term, term_id)
             tasks.submit(collector.term_courses, term_id)

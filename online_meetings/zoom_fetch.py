@@ -61,6 +61,9 @@ class _Collector:
         self._lock = threading.Lock()
         self._listed: set[int] = set()
         self._listings_left = len(term_ids)
+        self._added_left = 0          # extra courses still being fetched: the courses total may still grow
+        self._tabs_left = 0           # courses whose tabs are not read yet: the launches total may still grow
+        self._courses_final = False
 
     def start(self, term_ids: Sequence[int]) -> None:
         for term_id in term_ids:
@@ -87,6 +90,10 @@ class _Collector:
             missing = [cid for cid in dict.fromkeys(self.add_course_ids) if cid not in self._listed]
         if self.add_course_ids:
             logger.info("%d of %d extra course(s) not in the term listings", len(missing), len(self.add_course_ids))
+        with self._lock:
+            self._added_left = len(missing)
+        if not missing:
+            self._courses_listed()
         for course_id in missing:
             self.tasks.submit(self.added_course, course_id)
 
@@ -94,8 +101,27 @@ class _Collector:
         course = self.canvas.get_unless_missing(f"courses/{course_id}", kind="course")
         if course is None:
             logger.warning("extra course %d not found in Canvas (404); skipped", course_id)
-            return
-        self._add_course(course)
+        else:
+            self._add_course(course)
+        with self._lock:
+            self._added_left -= 1
+            last = self._added_left == 0
+        if last:
+            self._courses_listed()
+
+    def _courses_listed(self) -> None:
+        """Every course is known: the courses total is final, and the launches total once their tabs are read."""
+        self.progress["courses"].total_known()
+        with self._lock:
+            self._courses_final = True
+        self._tabs_read(0)
+
+    def _tabs_read(self, courses: int) -> None:
+        with self._lock:
+            self._tabs_left -= courses
+            final = self._courses_final and self._tabs_left == 0
+        if final:
+            self.progress["launches"].total_known()
 
     def _add_course(self, course: Any) -> None:
         if not isinstance(course, dict) or not isinstance(course.get("id"), int):
@@ -104,21 +130,25 @@ class _Collector:
             if course["id"] in self._listed:
                 return
             self._listed.add(course["id"])
+            self._tabs_left += 1
+        self.progress["courses"].expect(1)
         self.tasks.submit(self.course_tabs, course)
 
     def course_tabs(self, course: dict[str, Any]) -> None:
         course_id = course["id"]
         tabs = self.canvas.get_unless_missing(f"courses/{course_id}/tabs", kind="tabs")
+        placements = parse.zoom_placements(tabs) if tabs is not None else []
         if tabs is None:
             logger.warning("course %d disappeared before its tabs were read (404); skipped", course_id)
-            return
-        placements = parse.zoom_placements(tabs)
         with self._lock:
-            self.result.scanned[course_id] = course
+            if tabs is not None:
+                self.result.scanned[course_id] = course
             if placements:
                 self.result.zoom_courses[course_id] = course
                 self.result.placements += len(placements)
+        self.progress["launches"].expect(len(placements))
         self.progress["courses"].advance()
+        self._tabs_read(1)
         for index, tab in enumerate(placements):
             self.tasks.submit(self.placement_meetings, course_id, index, tab["url"])
 

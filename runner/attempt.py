@@ -3,8 +3,10 @@
     lock (GET_LOCK course_inventory.<db>.job.<NAME>, bounded wait; else `skipped`)
     -> earlier `running` rows of the job marked `abandoned` (the lock proves their holder is gone)
     -> a `running` row, committed at once
-    -> the entry function, under JOB_TIMEOUT_MINUTES
+    -> the entry function, under JOB_TIMEOUT_MINUTES (retries and slow responses rolled up in the log meanwhile)
     -> job_run + data_source_status + the row `succeeded` in one transaction, or the row `failed`/`interrupted`
+    -> the job's summary (runner.summary)
+Every record logged meanwhile, from any thread, carries the job's name (log_setup.job_context).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from typing import Any
 import pymysql
 import sqlalchemy as sa
 
+from clients.rollup import ROLLUP, KindWindow, RequestRollup, RollupReporter
 from db.job_runs import AttemptEnd, finish_attempt, mark_abandoned, record_job_run, record_skipped, start_attempt
 from db.locks import NamedLock, lock_name
+from log_setup import job_context
 from runner.entrypoints import call_entrypoint, load_entrypoint
 from runner.stopping import Stopper
+from runner.summary import log_summary
 from vocab import DeadlineExceeded, EtlError, JobInterrupted, JobReport, StopRequested
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,8 @@ class RunContext:
     redact: Callable[[str], str]            # the log's secret scrubbing, applied to recorded reasons too
     lock_wait_s: float
     timeout_s: float
+    report_interval_s: float = 10.0         # retries and slow responses are rolled up over this many seconds
+    rollup: RequestRollup = ROLLUP
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,11 @@ def settle_heap() -> None:
 
 def run_attempt(ctx: RunContext, name: str, dotted_path: str) -> AttemptResult:
     """Run one job under its lock and record the attempt; never raises for the job's own failures."""
+    with job_context(name):
+        return _attempt(ctx, name, dotted_path)
+
+
+def _attempt(ctx: RunContext, name: str, dotted_path: str) -> AttemptResult:
     db_params = ctx.env["INVENTORY_DB"]
     try:
         name_of_lock = lock_name(db_params["dbname"], f"job.{name}")
@@ -110,6 +122,8 @@ def _run(ctx: RunContext, name: str, dotted_path: str, attempt_id: int, started_
     offered = {"env": ctx.env, "engine": ctx.engine, "report": report, "stop": ctx.stopper.new_job_event()}
     statuses: Sequence[Any] = []
     error: BaseException | None = None
+    rollup = RollupReporter(ctx.rollup, logging.getLogger("clients.rollup"), interval=ctx.report_interval_s)
+    rollup.start()
     try:
         with ctx.stopper.deadline(ctx.timeout_s, f"stopped after exceeding JOB_TIMEOUT_MINUTES "
                                                  f"({ctx.timeout_s / 60:g} min)"):
@@ -119,11 +133,12 @@ def _run(ctx: RunContext, name: str, dotted_path: str, attempt_id: int, started_
     except (Exception, JobInterrupted) as exc:
         error = exc
     with ctx.stopper.deferred():
-        return _record(ctx, name, (attempt_id, started_at, clock), statuses, report, error)
+        rollup.close()
+        return _record(ctx, name, (attempt_id, started_at, clock), statuses, report, error, rollup.totals())
 
 
 def _record(ctx: RunContext, name: str, attempt: tuple[int, datetime, float], statuses: Sequence[Any],
-            report: JobReport, error: BaseException | None) -> AttemptResult:
+            report: JobReport, error: BaseException | None, kinds: Sequence[KindWindow] = ()) -> AttemptResult:
     attempt_id, started_at, clock = attempt
     stop = error if isinstance(error, StopRequested) else None
     status, reason = outcome(error)
@@ -143,7 +158,9 @@ def _record(ctx: RunContext, name: str, attempt: tuple[int, datetime, float], st
             finish_attempt(ctx.engine, attempt_id, AttemptEnd(status, datetime.now(UTC), ctx.redact(reason or "")))
         except EtlError as again:
             logger.error("job %s: %s", name, again)
-    _log(name, status, reason, error, time.monotonic() - clock, job_run_id, len(statuses))
+    seconds = time.monotonic() - clock
+    _log(name, status, reason, error, seconds, job_run_id, len(statuses))
+    log_summary(name, status, seconds, report, kinds)
     return AttemptResult(name, status, reason, stop)
 
 

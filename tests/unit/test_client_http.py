@@ -28,6 +28,7 @@ from requests.structures import CaseInsensitiveDict
 from clients.http import HttpClient, build_session, check_response, parse_retry_after, sanitize_url
 from clients.limiter import AdaptiveLimiter, ThrottleController
 from clients.retry import RetryPolicy, next_retry, stoppable_sleep
+from clients.rollup import RequestRollup
 from clients.stats import ClientStats
 from clients.tasks import TaskGroupStopped
 from sandbox.throttle import LeakyBucketThrottle, ThrottleOptions
@@ -350,15 +351,24 @@ def test_retry_after_is_honoured():
 
 def test_logs_name_url_without_query_and_never_secrets(caplog):
     caplog.set_level(logging.DEBUG, logger="clients")
-    client, _, _ = client_for([make_response(500, SECRET), THROTTLED_403, make_response(404, SECRET)])
+    rollup = RequestRollup()
+    clock = FakeClock()
+    client = HttpClient("canvas", session=FakeSession([make_response(500, SECRET), THROTTLED_403,
+                                                       make_response(404, SECRET)]),
+                        sleep=clock.sleep, clock=clock, rng=random.Random(1), rollup=rollup)
     with pytest.raises(FatalSourceError):
         client.request_json("GET", URL + f"&access_token={SECRET}", kind="rest",
                             headers={"Authorization": f"Bearer {SECRET}"})
     text = caplog.text
     assert "GET https://canvas.test/api/v1/courses/7/analytics/activity" in text
     assert SECRET not in text and "per_page" not in text and "Authorization" not in text
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "500" in warnings[0].getMessage()
+    # The retry's detail is DEBUG only; it is counted for the rolled-up line instead of a WARNING of its own.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(r.levelno == logging.DEBUG and "HTTP 500" in r.getMessage() and "retrying" in r.getMessage()
+               for r in caplog.records)
+    (window,) = rollup.drain()
+    assert (window.kind, dict(window.retries), window.throttled, window.responses) == ("canvas rest", {"500": 1},
+                                                                                        1, 3)
 
 
 @pytest.mark.parametrize(("status", "method"), [(302, "GET"), (307, "POST"), (308, "GET"), (301, "GET")])
