@@ -240,4 +240,4 @@ def test_outage_and_faults_give_the_expected_rows(migrated_engine: sa.Engine, me
     want_created, want_courses = expected_tables(media, now)
     assert without_ids(hourly_rows(migrated_engine)) == expected_hourly(media, now)
     assert created_rows(migrated_engine) == want_created and course_rows(migrated_engine) == want_courses
-    assert sum(s["outage_failures"] for s in stats) > 5 and all(sum(s["faults"].values()) > 0 for s in stats)
+    assert sum(s["outage_failures"] for s in stats) > 5 and sum(sum(s["faults"].values()) for s in stats) > 0
