@@ -17,9 +17,10 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.requirements.sha
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt requirements.lock | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  # requirements.lock pins the transitive runtime dependencies to what the image installs.
+  .venv/bin/python -m pip install -q -r requirements-dev.txt -c requirements.lock
   echo "$want" > "$stamp"
 fi
