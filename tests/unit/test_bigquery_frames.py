@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -69,3 +72,14 @@ def test_columns_come_from_the_library_schema_fields() -> None:
 def test_rows_of_the_wrong_width_are_refused() -> None:
     with pytest.raises(ValueError):
         rows_to_frame(HOURLY, [("2020-03-01 08", 1, T1)])
+
+
+def test_neither_the_job_nor_the_sandbox_imports_pyarrow() -> None:
+    """pandas 3 and duckdb work without it; an import of it (or of db-dtypes) would bring back ~170 MB."""
+    modules = "clients.bigquery, mivideo.mivideo_extract, sandbox.bigquery_sim, sandbox.runner"
+    probe = (f"import sys, {modules}; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'db_dtypes')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
