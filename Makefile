@@ -1,5 +1,5 @@
 # course-inventory: `make demo` runs the product end to end on the sandbox; `make test` runs every test.
-.PHONY: demo test lint venv services bench clean
+.PHONY: demo test lint venv services bench clean lock
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -21,3 +21,9 @@ bench: services
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache
+
+# Regenerate requirements.lock (every transitive runtime dependency, pinned with hashes; the image installs it)
+# after changing requirements.txt.
+lock: venv
+	.venv/bin/uv pip compile requirements.txt --universal --python-version 3.11 --generate-hashes \
+	    --custom-compile-command "make lock" --quiet -o requirements.lock

@@ -27,9 +27,9 @@ logger = logging.getLogger("create_db")
 EXIT_DONE, EXIT_NOT_CONFIRMED, EXIT_UNUSABLE = 0, 1, 2
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None, prog: str = "create_db.py") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="create_db.py",
+        prog=prog,
         description="DELETE every row of every application table of the configured inventory database (yoyo's "
                     "bookkeeping is kept), then apply outstanding migrations. Without --yes, shows what it would "
                     "delete and asks for confirmation on a terminal.",
@@ -76,8 +76,9 @@ def reset(db_params: Mapping[str, Any], *, yes: bool, stdin: TextIO, stdout: Tex
     return EXIT_DONE
 
 
-def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
+         prog: str = "create_db.py") -> int:
+    args = parse_args(argv, prog)
     os.environ.setdefault("USER", "course-inventory")  # yoyo records getpass.getuser(): no passwd entry on OpenShift
     configure_logging("INFO")
     try:

@@ -20,6 +20,7 @@ from typing import Any
 import hjson
 import jsonschema
 
+from app_paths import default_config_dir
 from environ_keys import properties, resolve, unknown_keys
 from environ_messages import describe, unknown_key_line
 from environ_sources import Applied, apply_overrides, environment_overrides, secret_file_overrides
@@ -28,7 +29,7 @@ from vocab import ConfigError
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG_DIR = ROOT / "config" / "secrets"
+DEFAULT_CONFIG_DIR = default_config_dir()       # the checkout's config/secrets, or ./config/secrets when installed
 DEFAULT_CONFIG_FILE = "env.hjson"
 SCHEMA_PATH = ROOT / "config" / "env_schema.hjson"
 PORT_PATHS = (("INVENTORY_DB", "port"), ("UDW", "port"))

@@ -36,9 +36,12 @@ LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 __all__ = ["load_entrypoint", "main", "settle_heap"]   # settle_heap: bench/ applies it like a run does
 
 
-def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str]) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str], *, prog: str = "run_jobs.py",
+               mode: str | None = None) -> argparse.Namespace:
+    """run_jobs.py's options; with `mode` (a `course-inventory` subcommand: "run", "check-config" or "list-jobs")
+    that mode is fixed and the options choosing one are not offered."""
     parser = argparse.ArgumentParser(
-        prog="run_jobs.py",
+        prog=prog,
         description="Collect Canvas, MiVideo and Zoom data into the course-inventory MySQL database.",
         epilog="Configuration: config/secrets/env.hjson, or $ENV_DIR/$ENV_FILE, plus $ENV_SECRETS_DIR; keys can be "
                "overridden by environment variables (CANVAS__CANVAS_TOKEN). Exit codes: 0 ok, 1 a job failed, "
@@ -47,10 +50,12 @@ def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str]) -> argpa
     )
     parser.add_argument("--jobs", nargs="+", metavar="NAME", type=str.upper,
                         help=f"jobs to run, overriding JOB_NAMES (known: {', '.join(registry)})")
-    parser.add_argument("--list-jobs", action="store_true", help="list the known jobs and exit")
-    parser.add_argument("--check-config", action="store_true",
-                        help="validate the configuration, reach the database and every source of the selected "
-                             "jobs once, list pending migrations; writes nothing")
+    if mode is None:
+        parser.add_argument("--list-jobs", action="store_true", help="list the known jobs and exit")
+        parser.add_argument("--check-config", action="store_true",
+                            help="validate the configuration, reach the database and every source of the selected "
+                                 "jobs once, list pending migrations; writes nothing")
+    parser.set_defaults(list_jobs=mode == "list-jobs", check_config=mode == "check-config")
     parser.add_argument("--strict", action="store_true", help="treat unknown configuration keys as errors")
     parser.add_argument("--allow-shrink", action="store_true",
                         help="for this run, accept replacements that empty or shrink a table below "
@@ -124,9 +129,10 @@ def run(env: Mapping[str, object], names: Sequence[str], registry: Mapping[str, 
     return results, None
 
 
-def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | None = None, prog: str = "run_jobs.py",
+         mode: str | None = None) -> int:
     registry = dict(registry or DEFAULT_REGISTRY)
-    args = parse_args(argv, registry)
+    args = parse_args(argv, registry, prog=prog, mode=mode)
     if args.list_jobs:
         for name, path in registry.items():
             print(f"{name:<24} {path}")  # noqa: T201 - command output

@@ -2,7 +2,8 @@
 
 `create_bigquery_client` builds the real `google.cloud.bigquery.Client` (project taken from the key file,
 `client_options={"api_endpoint": ...}` when an endpoint is configured, e.g. a simulator).
-`BigQueryReader.query_df` runs one parameterised standard-SQL query and returns its rows as a DataFrame.
+`BigQueryReader.query_df` runs one parameterised standard-SQL query and returns its rows as a DataFrame, built
+from the decoded rows (`clients.bigquery_frames`), not through pandas' Arrow path: no pyarrow or db-dtypes needed.
 One retry policy (`clients.retry.RetryPolicy`) governs both levels: the library's own retry of each API call
 takes its time budget and backoff bounds, and a query whose job still failed transiently is run again (a new
 job; queries are read-only) through `clients.retry.call_with_retries`. Neither session follows a redirect:
@@ -30,6 +31,7 @@ from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.cloud import bigquery
 from google.oauth2 import service_account
 
+from clients.bigquery_frames import columns_of, rows_to_frame
 from clients.retry import RetryPolicy, call_with_retries
 from vocab import ConfigError, FatalSourceError, RetriableSourceError, SourceError
 
@@ -111,7 +113,8 @@ class BigQueryReader:
         try:
             job = self._client.query(sql, job_config=config, retry=self._retry, job_retry=None)
             rows = job.result(retry=self._retry, timeout=self._settings.query_timeout_s, job_retry=None)
-            frame = rows.to_dataframe(create_bqstorage_client=False)
+            values = [row.values() for row in rows]      # pages through the results over REST
+            frame = rows_to_frame(columns_of(rows.schema), values)
         except _LIBRARY_ERRORS as exc:
             raise _source_error(label, exc) from exc
         logger.info("BigQuery %s returned %d rows (job %s)", label, len(frame), job.job_id)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from app_paths import default_data_dir
 from vocab import LoadError
 
 logger = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DATA_DIR = default_data_dir()          # the checkout's data/, or ./data when installed as a package
 FILE_MODE = 0o640
 
 

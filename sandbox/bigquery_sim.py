@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
-import pyarrow as pa
+import pandas as pd
 import sqlglot
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -47,6 +47,11 @@ LOCATION = "US"
 TOKEN_SECONDS = 3600
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# UDP's event_store.events columns the job's query reads (the Caliper event itself is JSON text).
+EVENT_COLUMNS = (("id", "VARCHAR"), ("type", "VARCHAR"), ("action", "VARCHAR"), ("event_time", "TIMESTAMPTZ"),
+                 ("ed_app", "VARCHAR"), ("course_offering_id", "VARCHAR"), ("actor_id", "VARCHAR"),
+                 ("event", "VARCHAR"), ("store_time", "TIMESTAMPTZ"))
+_PANDAS_TYPES = {"VARCHAR": "object", "TIMESTAMPTZ": "datetime64[us, UTC]"}
 _DUCK_TO_BQ = {
     "BOOLEAN": "BOOLEAN", "TINYINT": "INTEGER", "SMALLINT": "INTEGER", "INTEGER": "INTEGER", "BIGINT": "INTEGER",
     "HUGEINT": "INTEGER", "UTINYINT": "INTEGER", "USMALLINT": "INTEGER", "UINTEGER": "INTEGER",
@@ -210,17 +215,13 @@ class EventStore:
     def __init__(self, data: MediaData) -> None:
         self._db = duckdb.connect(":memory:")
         self._db.execute("SET TimeZone = 'UTC'")
-        events = data.events
-        table = pa.table({
-            "id": [e.id for e in events], "type": [e.type for e in events], "action": [e.action for e in events],
-            "event_time": pa.array([e.event_time for e in events], pa.timestamp("us", tz="UTC")),
-            "ed_app": [e.ed_app for e in events], "course_offering_id": [e.course_offering_id for e in events],
-            "actor_id": [e.actor_id for e in events], "event": [e.event for e in events],
-            "store_time": pa.array([e.store_time for e in events], pa.timestamp("us", tz="UTC")),
-        })
-        self._db.register("generated_events", table)
         self._db.execute("CREATE SCHEMA event_store")
-        self._db.execute("CREATE TABLE event_store.events AS SELECT * FROM generated_events")
+        self._db.execute(f"CREATE TABLE event_store.events ({', '.join(f'{n} {t}' for n, t in EVENT_COLUMNS)})")
+        # Loaded from a pandas frame of Python objects (duckdb scans it with numpy), so no pyarrow is needed.
+        frame = pd.DataFrame({name: pd.Series([getattr(e, name) for e in data.events], dtype=_PANDAS_TYPES[kind])
+                              for name, kind in EVENT_COLUMNS})
+        self._db.register("generated_events", frame)
+        self._db.execute("INSERT INTO event_store.events SELECT * FROM generated_events")
         self._db.unregister("generated_events")
 
     def run(self, sql: str, params: list[Mapping[str, Any]], *, job_project: str, udp_project: str,

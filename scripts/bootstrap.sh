@@ -17,9 +17,12 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.requirements.sha
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt requirements.lock | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  # requirements.lock pins the transitive runtime dependencies to what the image installs. Used as constraints
+  # without its hashes: a hash anywhere would make pip demand hashes for the test tools too.
+  sed -n 's/^\([A-Za-z0-9][^\\]*[^\\ ]\) *\\\?$/\1/p' requirements.lock > .venv/lock-constraints.txt
+  .venv/bin/python -m pip install -q -r requirements-dev.txt -c .venv/lock-constraints.txt
   echo "$want" > "$stamp"
 fi

@@ -56,6 +56,12 @@ def test_every_source_answers(tmp_path, university, udw_db_params, inventory_db_
     assert tables(inventory_db_params) == []       # listed, not applied; nothing written
 
 
+def test_without_a_udw_its_check_passes_saying_so(tmp_path, university, inventory_db_params):
+    code, lines = check(tmp_path, university, None, inventory_db_params)
+    assert code == 0, lines
+    assert "UDW                    ok: not configured (section SIS ids come from Canvas)" in lines
+
+
 def test_each_broken_source_is_named_and_the_exit_is_2(tmp_path, university, udw_db_params, inventory_db_params):
     code, lines = check(tmp_path, university, udw_db_params, inventory_db_params,
                         CANVAS__CANVAS_TOKEN="not-the-token", MIVIDEO__kaltura_user_secret="wrong-kaltura-secret",

@@ -69,9 +69,9 @@ def run(client: bigquery.Client, sql: str = SQL, start: datetime = media_data.DE
         bigquery.ScalarQueryParameter("startTime", "TIMESTAMP", start),
         bigquery.ArrayQueryParameter("kafApps", "STRING", list(apps)),
     ])
-    frame = client.query(sql, job_config=config).to_dataframe(create_bqstorage_client=False)
-    return {(row.event_hour_utc, int(row.course_id)): (row.event_time_utc_latest.to_pydatetime(), int(row.event_count))
-            for row in frame.itertuples()}
+    rows = client.query(sql, job_config=config).result()     # the library's decoded rows (no pyarrow needed)
+    return {(row.event_hour_utc, int(row.course_id)): (row.event_time_utc_latest, int(row.event_count))
+            for row in rows}
 
 
 def expected(media: MediaData, start: datetime = media_data.DEFAULT_LAST_TIMESTAMP, now: datetime = NOW,
