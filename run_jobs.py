@@ -55,6 +55,9 @@ def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str]) -> argpa
     parser.add_argument("--allow-shrink", action="store_true",
                         help="for this run, accept replacements that empty or shrink a table below "
                              "MIN_SNAPSHOT_SHARE of its rows")
+    parser.add_argument("--full-lookup", action="store_true",
+                        help="for this run, look up every available course's published date in Canvas instead of "
+                             "keeping the stored one (REUSE_PUBLISHED_DATES false)")
     parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="override LOG_LEVEL")
     args = parser.parse_args(argv)
     unknown = [name for name in args.jobs or [] if name not in registry]
@@ -123,7 +126,8 @@ def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | Non
     os.environ.setdefault("USER", "course-inventory")  # yoyo records getpass.getuser(): no passwd entry on OpenShift
     configure_logging(args.log_level or "INFO")
     try:
-        env = environ.load_env(environ.config_path(), environ.SCHEMA_PATH, os.environ, secrets=environ.secrets_dir(),
+        overrides = {**os.environ, "REUSE_PUBLISHED_DATES": "false"} if args.full_lookup else os.environ
+        env = environ.load_env(environ.config_path(), environ.SCHEMA_PATH, overrides, secrets=environ.secrets_dir(),
                                job_names=args.jobs, strict=args.strict)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
