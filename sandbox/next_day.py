@@ -7,7 +7,8 @@
   newer than anything in their log, so the newest `published` event, and so the published date, changes);
 - some available courses are unpublished (a new `unpublished` event; Canvas then reports them `unpublished`);
 - some rosters change: students added (new enrollment ids, `active`) and dropped (`deleted`, `inactive` or
-  `completed`, as Canvas's enrollment API "delete", "deactivate" and "conclude" tasks leave them);
+  `completed`, as the `task`s delete, deactivate and conclude of canvas-lms enrollments_api_controller.rb#destroy
+  leave them);
 - most available courses get the new day's activity (analytics `activity` gains a date);
 - the warehouse's `canvasdatadate` moves by a day.
 
@@ -23,14 +24,13 @@ import dataclasses
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
 from sandbox.generator_base import AS_OF, Ids, random_uuid
 from sandbox.university import ActivityDay, AuditEvent, Course, Enrollment, University
 
 DAY = timedelta(days=1)
-# What a dropped student's enrollment becomes (Canvas's DELETE /courses/:id/enrollments/:id tasks).
+# What a dropped student's enrollment becomes (DELETE /api/v1/courses/:id/enrollments/:id, by task).
 _DROPPED_STATES = (("deleted", 0.6), ("inactive", 0.25), ("completed", 0.15))
 
 
@@ -175,7 +175,7 @@ def _dropped_state(rng: random.Random) -> str:
     return _DROPPED_STATES[-1][0]
 
 
-def _new_activity(u: University, rng: random.Random, share: float, on: Any, log: dict[str, list[int]]
+def _new_activity(u: University, rng: random.Random, share: float, on: date, log: dict[str, list[int]]
                   ) -> list[ActivityDay]:
     """A row dated `on` (yesterday, as analytics reports whole days) for a share of the available courses whose
     term window covers it (the generator's window: two weeks before the term to its end)."""
