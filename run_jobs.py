@@ -60,6 +60,9 @@ def parse_args(argv: Sequence[str] | None, registry: Mapping[str, str], *, prog:
     parser.add_argument("--allow-shrink", action="store_true",
                         help="for this run, accept replacements that empty or shrink a table below "
                              "MIN_SNAPSHOT_SHARE of its rows")
+    parser.add_argument("--full-lookup", action="store_true",
+                        help="for this run, look up every available course's published date in Canvas instead of "
+                             "keeping the stored one (REUSE_PUBLISHED_DATES false)")
     parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="override LOG_LEVEL")
     parser.add_argument("--log-format", type=str.lower, choices=LOG_FORMATS,
                         help="override LOG_FORMAT: text lines, or one JSON object per line (log aggregation)")
@@ -140,7 +143,8 @@ def main(argv: Sequence[str] | None = None, *, registry: Mapping[str, str] | Non
     os.environ.setdefault("USER", "course-inventory")  # yoyo records getpass.getuser(): no passwd entry on OpenShift
     configure_logging(args.log_level or "INFO", fmt=early_log_format(args.log_format, os.environ))
     try:
-        env = environ.load_env(environ.config_path(), environ.SCHEMA_PATH, os.environ, secrets=environ.secrets_dir(),
+        overrides = {**os.environ, "REUSE_PUBLISHED_DATES": "false"} if args.full_lookup else os.environ
+        env = environ.load_env(environ.config_path(), environ.SCHEMA_PATH, overrides, secrets=environ.secrets_dir(),
                                job_names=args.jobs, strict=args.strict)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)

@@ -2,10 +2,11 @@
 
     python -m bench.course_inventory --scale medium --latency-ms 50 --workers 32 [--timeline]
     python -m bench.course_inventory --throttle-hwm 300 --throttle-up-front 100   # a stricter Canvas
+    python -m bench.course_inventory --second-day [--full-lookup]   # two runs, a day's changes in between
 
 Starts `python -m sandbox serve` (Canvas + gateway with Canvas's default throttle) in one process, runs the
 job in another (bench/inventory_worker.py, so peak memory is the job's own), prints a report and writes it to
-bench/results/. Databases are throwaway and dropped at the end.
+bench/results/. Databases are throwaway and dropped at the end. `--second-day`: bench/second_day.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import hjson
@@ -37,20 +41,39 @@ def all_term_ids(scale: str, seed: int) -> list[int]:
 
 
 def start_sandbox(args: argparse.Namespace, env_file: Path, udw: str, inventory: str,
-                  term_ids: list[int]) -> subprocess.Popen:
+                  term_ids: list[int], journal_dir: Path | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "sandbox", "serve", "--scale", args.scale, "--seed", str(args.seed),
                "--latency-ms", str(args.latency_ms), *sandbox_flags(args),
                "--services", "--env-file", str(env_file), "--udw-dbname", udw, "--inventory-dbname", inventory,
                "--term-ids", *map(str, term_ids), "--log-level", "WARNING"]
+    if journal_dir is not None:
+        command += ["--journal-dir", str(journal_dir)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    for line in process.stdout:  # the server prints "Serving" once everything is up
-        if "Serving" in line:
-            return process
+    if wait_for_line(process, "Serving") is None:   # printed once everything is up
+        process.terminate()
+        raise SystemExit("the sandbox did not start")
+    return process
+
+
+def wait_for_line(process: subprocess.Popen, start: str, timeout: float = 300) -> str | None:
+    """The sandbox's next output line containing `start` (None if it ends or takes longer than `timeout`)."""
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if start in line:
+            return line.strip()
         if time.monotonic() > deadline:
             break
-    process.terminate()
-    raise SystemExit("the sandbox did not start")
+    return None
+
+
+def run_worker(env_file: Path, workers: int, mode: str = "reuse") -> dict | None:
+    """One measured job run (bench/inventory_worker.py); None after printing its error output."""
+    worker = subprocess.run([sys.executable, "-m", "bench.inventory_worker", str(env_file), str(workers), mode],
+                            cwd=ROOT, capture_output=True, text=True, check=False)
+    if worker.returncode != 0:
+        print(worker.stderr, file=sys.stderr)
+        return None
+    return json.loads(worker.stdout.strip().splitlines()[-1])
 
 
 def sandbox_flags(args: argparse.Namespace) -> list[str]:
@@ -92,6 +115,41 @@ def with_server(result: dict, server: dict | None, args: argparse.Namespace) -> 
         result["server"] = server
     result["throttle_utilisation"] = result["charged_cost"] / (result["api_wall_s"] * args.throttle_outflow)
     return result
+
+
+@dataclass
+class BenchSandbox:
+    env_file: Path
+    inventory_db: dict[str, str]
+    process: subprocess.Popen | None = None
+    server: dict | None = None                 # the Canvas server's statistics, once stopped
+
+
+@contextmanager
+def bench_sandbox(args: argparse.Namespace, journal_dir: Path | None = None) -> Iterator[BenchSandbox]:
+    """Throwaway databases and `python -m sandbox serve` for the whole benchmark; all gone afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    udw, inventory = f"bench_udw_{suffix}", f"bench_inventory_{suffix}"
+    box = BenchSandbox(Path(), {**MYSQL, "dbname": inventory})
+    ensure_database(box.inventory_db)
+    apply_migrations(box.inventory_db)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+            box.env_file = Path(directory) / "env.hjson"
+            box.process = start_sandbox(args, box.env_file, udw, inventory, all_term_ids(args.scale, args.seed),
+                                        journal_dir)
+            hjson.loads(box.env_file.read_text())  # written and parseable
+            yield box
+    finally:
+        box.server = stop_sandbox(box.process) if box.process is not None else None
+        drop_mysql_database(box.inventory_db)
+        drop_pg_database({**POSTGRES, "dbname": udw})
+
+
+def save(name: str, payload: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(payload, indent=2,
+                                                                                      default=str))
 
 
 def stop_sandbox(process: subprocess.Popen) -> dict | None:
@@ -164,35 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=16, help="NUM_ASYNC_WORKERS (the concurrency ceiling)")
     add_sandbox_arguments(parser)
     parser.add_argument("--timeline", action="store_true", help="print the Canvas limiter's state each second")
+    parser.add_argument("--second-day", action="store_true",
+                        help="run the job twice with a day's changes in between (bench/second_day.py)")
+    parser.add_argument("--full-lookup", action="store_true",
+                        help="with --second-day: the second run looks every published date up")
     args = parser.parse_args(argv)
-    suffix = uuid.uuid4().hex[:8]
-    udw, inventory = f"bench_udw_{suffix}", f"bench_inventory_{suffix}"
-    inventory_params = {**MYSQL, "dbname": inventory}
-    ensure_database(inventory_params)
-    apply_migrations(inventory_params)
-    sandbox = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-") as directory:
-            env_file = Path(directory) / "env.hjson"
-            sandbox = start_sandbox(args, env_file, udw, inventory, all_term_ids(args.scale, args.seed))
-            hjson.loads(env_file.read_text())  # written and parseable
-            worker = subprocess.run([sys.executable, "-m", "bench.inventory_worker", str(env_file),
-                                     str(args.workers)], cwd=ROOT, capture_output=True, text=True, check=False)
-            if worker.returncode != 0:
-                print(worker.stderr, file=sys.stderr)
-                return 1
-            result = json.loads(worker.stdout.strip().splitlines()[-1])
-    finally:
-        server = stop_sandbox(sandbox) if sandbox is not None else None
-        drop_mysql_database(inventory_params)
-        drop_pg_database({**POSTGRES, "dbname": udw})
-    result = with_server(result, server, args)
-    text = report(result, args)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (RESULTS / f"course_inventory-{args.scale}-{stamp}.json").write_text(json.dumps({**vars(args), **result},
-                                                                                    indent=2))
+    if args.second_day:
+        from bench.second_day import run_two_days
+
+        return run_two_days(args)
+    with bench_sandbox(args) as box:
+        result = run_worker(box.env_file, args.workers)
+    if result is None:
+        return 1
+    result = with_server(result, box.server, args)
+    print(report(result, args))
+    save(f"course_inventory-{args.scale}", {**vars(args), **result})
     return 0
 
 

@@ -1,6 +1,8 @@
 """One measured COURSE_INVENTORY run in its own process (so its peak memory is the job's alone).
 
-Usage: python -m bench.inventory_worker ENV_FILE WORKERS  -> prints one JSON object of measurements.
+Usage: python -m bench.inventory_worker ENV_FILE WORKERS [reuse|full]  -> prints one JSON object of measurements.
+`reuse` (the default) keeps the stored published dates of courses available then and now, as the job does with
+REUSE_PUBLISHED_DATES; `full` looks every one up (run_jobs.py --full-lookup).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import environ
 from clients.canvas import CanvasClient, CanvasSettings
 from clients.udw import UdwClient
 from course_inventory.collect import collect_inventory
-from course_inventory.inventory import build_frames, section_sis_ids
+from course_inventory.inventory import build_frames, reusable_published, section_sis_ids
 from course_inventory.section_sis import SisIdSource
 from course_inventory.transform import warehouse_time
 from db.engine import create_inventory_engine
@@ -126,17 +128,19 @@ class LimiterTimeline:
             last = (now, snap)
 
 
-def main(env_file: str, workers: int) -> dict:
+def main(env_file: str, workers: int, mode: str = "reuse") -> dict:
     configure_logging("WARNING")
-    env = environ.load_env(Path(env_file), environ.SCHEMA_PATH, {"NUM_ASYNC_WORKERS": str(workers)})
+    overrides = {"NUM_ASYNC_WORKERS": str(workers), "REUSE_PUBLISHED_DATES": str(mode == "reuse").lower()}
+    env = environ.load_env(Path(env_file), environ.SCHEMA_PATH, overrides)
     settings = CanvasSettings.from_env(env)
     engine = create_inventory_engine(env["INVENTORY_DB"])
     udw = UdwClient(env["UDW"]) if env.get("UDW") else None
-    result: dict = {"workers": workers}
+    result: dict = {"workers": workers, "published_dates": mode}
+    stored_dates = reusable_published(env, engine)
     settle_heap()  # as run_jobs.py does before each job
     with CanvasClient(settings) as canvas, LimiterTimeline(canvas) as timeline, GcPauses() as pauses:
         started, cpu_started = time.monotonic(), time.process_time()
-        raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
+        raw = collect_inventory(canvas, settings.account_id, settings.term_ids, stored_dates)
         api_s, api_cpu_s = time.monotonic() - started, time.process_time() - cpu_started
         stats = canvas.stats.snapshot()
         peak_in_flight = canvas.canvas_limiter.peak_in_flight
@@ -159,6 +163,7 @@ def main(env_file: str, workers: int) -> dict:
         "throttle_utilisation": stats.cost / (api_s * LEAK_PER_SECOND),
         "throttled": stats.throttled, "retries": stats.retries,
         "throttled_share": stats.throttled / max(stats.total_requests, 1),
+        "reused_published_dates": raw.reused_published,
         "peak_canvas_in_flight": peak_in_flight,
         "gc_pauses": pauses.summary(),
         "rows": counts, "rows_loaded_per_s": sum(counts.values()) / load_s,
@@ -173,4 +178,4 @@ def main(env_file: str, workers: int) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])))

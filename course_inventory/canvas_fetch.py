@@ -50,7 +50,23 @@ def permission_error(exc: FatalSourceError, kind: str) -> FatalSourceError:
 
 
 def fetch_account(canvas: CanvasClient, account_id: int) -> dict[str, Any]:
-    return canvas.gateway_get(f"accounts/{account_id}", kind="accounts")
+    account = canvas.get(f"accounts/{account_id}", kind="accounts")
+    if not isinstance(account, dict):
+        raise SourceFormatError(f"account {account_id} is not a JSON object", source="canvas")
+    return account
+
+
+def fetch_account_tree(canvas: CanvasClient, account_id: int) -> list[dict[str, Any]]:
+    """The account and every account below it: itself, then `sub_accounts?recursive=true` page by page
+    (canvas-lms accounts_controller.rb#sub_accounts; the Canvas token, whose user reads accounts for the
+    preflight already: the gateway's scope is not documented to include this path)."""
+    accounts = [fetch_account(canvas, account_id)]
+    for page in canvas.paginate(f"accounts/{account_id}/sub_accounts", {"recursive": "true"}, kind="accounts"):
+        if not isinstance(page, list) or not all(isinstance(account, dict) for account in page):
+            raise SourceFormatError(f"the sub-accounts of account {account_id} are not a JSON list of accounts",
+                                    source="canvas")
+        accounts.extend(page)
+    return accounts
 
 
 def fetch_published_at(canvas: CanvasClient, course_id: int) -> datetime | None:

@@ -1,8 +1,10 @@
 """Gather the raw Canvas data of the configured terms as one pipeline over the shared client.
 
 Each page of courses immediately schedules those courses' audit-log, activity and enrollment
-requests (and any new account), so no phase waits idle for an unrelated one to finish. How many
-requests are really in flight is the client's throttle-aware limiter's decision.
+requests, so no phase waits idle for an unrelated one to finish; the account tree is listed once
+beside them (course_inventory.account_book). An available course that was available with a published
+date in the last run keeps that date without an audit-log request (course_inventory.published_dates).
+How many requests are really in flight is the client's throttle-aware limiter's decision.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +23,7 @@ from clients.canvas import CanvasClient
 from clients.progress import Progress
 from clients.tasks import TaskGroup
 from course_inventory import canvas_fetch
+from course_inventory.account_book import AccountBook
 from course_inventory.gql_queries import COURSES_PER_REQUEST
 from course_inventory.rosters import CoursePages
 from course_inventory.transform import (
@@ -80,6 +83,7 @@ class RawInventory:
     courses: list[dict[str, Any]] = field(default_factory=list)
     dropped_courses: int = 0
     published_at: dict[int, datetime | None] = field(default_factory=dict)
+    reused_published: int = 0                                    # dates kept from the last run, not looked up
     usage_rows: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
     enrollments: list[EnrollmentRecord] = field(default_factory=list)
@@ -91,11 +95,12 @@ class RawInventory:
 
 class _Collector:
     def __init__(self, canvas: CanvasClient, account_id: int, tasks: TaskGroup, progress: dict[str, Progress],
-                 listings: int = 1):
+                 reusable: Mapping[int, datetime], listings: int = 1):
         self.canvas, self.account_id, self.tasks, self.progress = canvas, account_id, tasks, progress
+        self.reusable = reusable                  # course id -> stored date an available course keeps
         self.raw = RawInventory()
+        self.accounts = AccountBook()
         self._lock = threading.Lock()
-        self._accounts_seen: set[int] = set()
         self._courses_seen: dict[int, dict[str, Any]] = {}
         self._listings_left = listings            # term listings not yet complete: the totals may still grow
 
@@ -165,14 +170,20 @@ class _Collector:
             self.tasks.submit(self.enrollments, [course_id for _, course_id in batch])
             for course, course_id in batch:
                 if course.get("workflow_state") == "available":
-                    self.tasks.submit(self.published_at, course_id)
+                    self._published_date(course_id)
                     self.tasks.submit(self.activity, course_id)
                 account_id = canvas_int(course.get("account_id"), "course account_id")
-                with self._lock:
-                    new_account = account_id not in self._accounts_seen
-                    self._accounts_seen.add(account_id)
-                if new_account:
+                if self.accounts.refer(account_id):
                     self.tasks.submit(self.account, account_id)
+
+    def _published_date(self, course_id: int) -> None:
+        reused = self.reusable.get(course_id)
+        if reused is None:
+            self.tasks.submit(self.published_at, course_id)
+            return
+        with self._lock:
+            self.raw.published_at[course_id] = reused
+            self.raw.reused_published += 1
 
     def published_at(self, course_id: int) -> None:
         with self.raw.phases.track("published dates"):
@@ -191,11 +202,16 @@ class _Collector:
                 self.raw.repeats["activity day"] += repeated
         self.progress["activity"].advance()
 
-    def account(self, account_id: int) -> None:
+    def account_tree(self) -> None:
         with self.raw.phases.track("accounts"):
-            account = canvas_fetch.fetch_account(self.canvas, account_id)
-        with self._lock:
-            self.raw.accounts.append(account)
+            listed = canvas_fetch.fetch_account_tree(self.canvas, self.account_id)
+        for account_id in self.accounts.listed(listed):
+            self.tasks.submit(self.account, account_id)
+
+    def account(self, account_id: int) -> None:
+        """An account a course refers to that the listing lacks."""
+        with self.raw.phases.track("accounts"):
+            self.accounts.fetched(canvas_fetch.fetch_account(self.canvas, account_id))
 
     def enrollments(self, course_ids: list[int]) -> None:
         """Enrollment pages of a batch of courses, one request per page of the batch, until all are complete.
@@ -248,18 +264,31 @@ def _size_hint(course: dict[str, Any]) -> int:
 PHASES = ("courses", "published dates", "activity", "enrollments")
 
 
-def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[int]) -> RawInventory:
-    """Fetch everything the inventory needs; raises the first source error (nothing partial is returned)."""
+def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[int],
+                      reusable_published: Mapping[int, datetime] | None = None) -> RawInventory:
+    """Fetch everything the inventory needs; raises the first source error (nothing partial is returned).
+
+    `reusable_published`: course id -> the stored published date an available course keeps without an
+    audit-log request (course_inventory.published_dates.reusable_dates); None or {} looks every course up.
+    """
     with ExitStack() as stack:
         progress = {phase: stack.enter_context(Progress(phase, None, logger, stats=canvas.stats))
                     for phase in PHASES}
         tasks = stack.enter_context(TaskGroup(canvas.settings.num_workers + 2, name="inventory"))
-        collector = _Collector(canvas, account_id, tasks, progress, listings=len(term_ids))
+        collector = _Collector(canvas, account_id, tasks, progress, reusable_published or {},
+                               listings=len(term_ids))
+        tasks.submit(collector.account_tree)
         for term_id in term_ids:
             tasks.submit(collector.term, term_id)
             tasks.submit(collector.term_courses, term_id)
         tasks.wait()
     raw = collector.raw
+    raw.accounts = collector.accounts.accounts()
+    raw.repeats["account listing"] += collector.accounts.repeated
+    raw.repeats = +raw.repeats                                   # drop kinds that never repeated
+    available = sum(course.get("workflow_state") == "available" for course in raw.courses)
+    logger.info("published dates: %d of %d available course(s) kept from the last run (available then and now), "
+                "%d looked up in the audit log", raw.reused_published, available, available - raw.reused_published)
     logger.info("Canvas: %d term(s), %d course(s) with students (%d without dropped), %d account(s), "
                 "%d enrollment(s)", len(raw.terms), len(raw.courses), raw.dropped_courses, len(raw.accounts),
                 len(raw.enrollments))

@@ -16,7 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 ENROLLMENT_PAGE_SIZE = 100        # Canvas's maximum page size
-COURSES_PER_REQUEST = 10          # aliases per request: fewer, fuller requests save throttle budget
+# Aliases per request, Canvas's limit (20): each request's fixed cost is shared by twice as many courses as at 10.
+# bench/ medium: GraphQL requests 358 -> 255, charged cost -4.2 s on either day, refusals and utilisation within
+# noise (a bigger request holds its up-front reservation longer, but reservation-seconds are the up-front cost times
+# the server time, which one request for 20 courses spends no more of than two for 10 each).
+COURSES_PER_REQUEST = 20
 
 _ENROLLMENT_FIELDS = """
       nodes {

@@ -3,7 +3,8 @@
 Orchestration only: fetch (course_inventory.collect, optionally clients.udw) -> transform
 (course_inventory.transform, section_sis) -> load (db.loader.replace_tables, one transaction) -> data
 source statuses. Section SIS ids come from Canvas; with a UDW configured, also from the warehouse, and
-SECTION_SIS_IDS_FROM picks which are stored.
+SECTION_SIS_IDS_FROM picks which are stored. With REUSE_PUBLISHED_DATES (the default) the stored `course` table
+is read first: courses available then and now keep their stored published date (course_inventory.published_dates).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from clients.canvas import CanvasClient, CanvasSettings
 from clients.udw import UdwClient
 from course_inventory import transform
 from course_inventory.collect import RawInventory, collect_inventory
+from course_inventory.published_dates import StoredCourse, reusable_dates
 from course_inventory.section_sis import (
     SisIdSource,
     chosen_sis_ids,
@@ -31,6 +34,7 @@ from course_inventory.section_sis import (
 from db.csv_export import DATA_DIR, write_csvs
 from db.engine import create_inventory_engine
 from db.loader import replace_tables
+from db.stored_courses import stored_course_states
 from vocab import DataSourceStatus, EtlError, JobError, JobReport, ValidDataSourceName
 
 logger = logging.getLogger(__name__)
@@ -73,6 +77,17 @@ def section_sis_ids(raw: RawInventory, udw: UdwClient | None, source: SisIdSourc
     return chosen_sis_ids(canvas, warehouse, source)
 
 
+def reusable_published(env: Mapping[str, Any], engine: sa.Engine) -> dict[int, datetime]:
+    """The stored published dates available courses may keep; {} under REUSE_PUBLISHED_DATES false (an env
+    built without the key, as tests do, gets the schema's default: true)."""
+    if not env.get("REUSE_PUBLISHED_DATES", True):
+        logger.info("REUSE_PUBLISHED_DATES is false: every available course's published date is looked up")
+        return {}
+    stored = {course_id: StoredCourse(state, published_at)
+              for course_id, (state, published_at) in stored_course_states(engine).items()}
+    return reusable_dates(stored)
+
+
 def _check_references(frames: Mapping[str, pd.DataFrame]) -> None:
     """Fail before loading if a row would point at a parent the run did not collect."""
     checks = [("course", "account_id", "account"), ("course", "term_id", "term"),
@@ -102,7 +117,7 @@ def run_course_inventory(env: Mapping[str, Any] | None = None, *, engine: sa.Eng
     source = SisIdSource(env.get("SECTION_SIS_IDS_FROM") or SisIdSource.UDW)
     engine = engine or create_inventory_engine(env["INVENTORY_DB"])
     try:
-        raw = collect_inventory(canvas, settings.account_id, settings.term_ids)
+        raw = collect_inventory(canvas, settings.account_id, settings.term_ids, reusable_published(env, engine))
         statuses = [DataSourceStatus(ValidDataSourceName.CANVAS_API)]
         frames = build_frames(raw, section_sis_ids(raw, udw, source))
         if udw is not None:

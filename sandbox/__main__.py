@@ -23,6 +23,7 @@ from sandbox.canvas_options import PERMISSIONS, CanvasOptions
 from sandbox.faults import FaultKind, FaultOptions
 from sandbox.gateway import GatewayOptions
 from sandbox.httpserver import CostModel
+from sandbox.journal import write_day
 from sandbox.outages import OutageMode, OutageOptions
 from sandbox.runner import ROOT, Sandbox, SandboxOptions
 from sandbox.throttle import ThrottleOptions
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the configuration (every key of config/env_blank.hjson)")
     serve.add_argument("--udw-dbname", help="PostgreSQL database to (re)load the UDW into; omitted = no UDW")
     serve.add_argument("--inventory-dbname", help="MySQL/MariaDB database named as INVENTORY_DB in the env file")
+    serve.add_argument("--journal-dir", type=Path,
+                       help="record a digest of every Canvas and gateway answer and write DIR/day-N.json (answers "
+                            "and server statistics) when the day changes and at exit; SIGUSR1 moves Canvas to the "
+                            "next day (sandbox/next_day.py) with or without it")
     describe = commands.add_parser("describe", help="print the counts of a generated university",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     describe.add_argument("--scale", default="small", help="generator preset (small, medium, ...)")
@@ -197,20 +202,55 @@ def _university(scale: str, seed: int) -> Any:
 
 
 def serve(args: argparse.Namespace) -> int:
-    options = sandbox_options(args, env_file=args.env_file, udw_dbname=args.udw_dbname,
-                              inventory_dbname=args.inventory_dbname)
-    stop = threading.Event()
+    options = replace(sandbox_options(args, env_file=args.env_file, udw_dbname=args.udw_dbname,
+                                      inventory_dbname=args.inventory_dbname), journal=args.journal_dir is not None)
+    wake, stop, days_asked = threading.Event(), threading.Event(), [0]
+
+    def on_stop(*_: object) -> None:
+        stop.set()
+        wake.set()
+
+    def on_next_day(*_: object) -> None:
+        days_asked[0] += 1
+        wake.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_stop)
+    signal.signal(signal.SIGUSR1, on_next_day)
     with Sandbox(_university(args.scale, args.seed), options) as sandbox:
         for name, url in sandbox.urls().items():
             print(f"{name:>10}  {url}")
         print(f"  env file  {sandbox.env_file}")
         _settle_heap()
-        print("Serving; Ctrl-C or SIGTERM to stop.", flush=True)
-        stop.wait()
+        print("Serving; Ctrl-C or SIGTERM to stop, SIGUSR1 for the next day.", flush=True)
+        day, done = 1, 0
+        while not stop.is_set():
+            wake.wait()
+            wake.clear()
+            while done < days_asked[0] and not stop.is_set():
+                done += 1
+                day = _next_day(sandbox, args.journal_dir, day)
+        _end_day(sandbox, args.journal_dir, day)
         print(json.dumps(sandbox.stats(), indent=2))
     return 0
+
+
+def _end_day(sandbox: Sandbox, journal_dir: Path | None, day: int) -> None:
+    """Write the day's answers and statistics (with a journal), then start the counters afresh."""
+    if journal_dir is not None:
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        write_day(journal_dir / f"day-{day}.json", day, sandbox.take_answers(), sandbox.stats())
+
+
+def _next_day(sandbox: Sandbox, journal_dir: Path | None, day: int) -> int:
+    _end_day(sandbox, journal_dir, day)
+    university = sandbox.next_day()
+    for server in sandbox.servers.values():
+        server.stats.reset()
+    changes = university.extras["day"]["changes"]
+    print(f"Day {day + 1}: serving; " + ", ".join(f"{kind} {len(ids)}" for kind, ids in changes.items()),
+          flush=True)
+    return day + 1
 
 
 def _settle_heap() -> None:

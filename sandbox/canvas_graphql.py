@@ -67,6 +67,7 @@ class QueryContext:
     limits: GraphQLLimits = field(default_factory=GraphQLLimits)
     roster: RosterOrder | None = None          # None = ascending id, never drifting
     roster_allowed: bool = True                # the token may read rosters
+    pages: dict[str, str] = field(default_factory=dict)   # top-level alias -> its roster page's logical key
 
 
 def default_schema_path() -> Path:
@@ -232,6 +233,11 @@ def resolve_enrollments(course: dict[str, Any], info: GraphQLResolveInfo, after:
     start, end = page_bounds(len(items), after=after, before=before, first=first, last=last, limits=context.limits)
     page = items[start:end]
     context.records += len(page)
+    path = info.path.as_list()
+    if len(path) == 2:                         # course(id:) under an alias: a journal may compare it on its own
+        context.pages[str(path[0])] = (f"course {course['course_id']} enrollmentsConnection first={first} "
+                                       f"after={after} last={last} before={before} "
+                                       f"filter={json.dumps(filter, sort_keys=True)}")
     # Only what the query can read: building 1,000 unread relay ids, cursors and edges is most of the work.
     names, shared = selected_names(info), {}
     nodes = [enrollment_object(university, e, shared, names) for e in page] if names & {"nodes", "edges"} else []
@@ -289,6 +295,11 @@ class GraphQLEndpoint:
         # and analyse each once per value of the variables the analysis reads.
         self._prepare = functools.lru_cache(maxsize=256)(self._parse_and_validate)
         self._analyze = functools.lru_cache(maxsize=1024)(self._analysis)
+
+    def set_university(self, university: University) -> None:
+        """Serve `university` from now on; rows drift in a new order from then (a day's updates)."""
+        self.university = university
+        self.roster = RosterOrder(university, self.roster.churn, self.roster.seed)
 
     def _parse_and_validate(self, query: str) -> tuple[DocumentNode | None, tuple[dict[str, Any], ...],
                                                         frozenset[str]]:
@@ -350,7 +361,16 @@ class GraphQLEndpoint:
             body["data"] = result.data
         if result.errors:
             body["errors"] = [error.formatted for error in result.errors]
-        return Response(200, result_json(body).encode(), {"Content-Type": JSON_CONTENT_TYPE}, context.records)
+        return Response(200, result_json(body).encode(), {"Content-Type": JSON_CONTENT_TYPE}, context.records,
+                        parts=_course_parts(result.data, context.pages))
+
+
+def _course_parts(data: dict[str, Any] | None, pages: dict[str, str]
+                  ) -> Callable[[], list[tuple[str, bytes]]] | None:
+    """Each aliased course's answer on its own (serialized only when a journal asks)."""
+    if not data or not pages:
+        return None
+    return lambda: [(key, result_json(data[alias]).encode()) for alias, key in pages.items() if alias in data]
 
 
 def graphql_throttle_key(request: Request) -> str | None:

@@ -112,3 +112,23 @@ def paginate_numbered(items: Sequence[Any], request: Request) -> tuple[list[Any]
         "last": page if total_known else None,
     }
     return chunk, {"Link": link_header(request, pages, per_page)}
+
+
+def paginate_lookahead(items: Sequence[Any], request: Request) -> tuple[list[Any], dict[str, str]]:
+    """A page of a `PaginatedCollection` that reads one row more than it returns (accounts_controller.rb
+    #sub_accounts, recursive): `next` only when that extra row exists, never `last` (no total is counted)."""
+    per_page, page = per_page_for(request), page_number(request)
+    chunk = list(items[(page - 1) * per_page: page * per_page + 1])
+    more = len(chunk) > per_page
+    pages: dict[str, str | int | None] = {"current": page, "next": page + 1 if more else None,
+                                          "prev": page - 1 if page > 1 else None, "first": 1}
+    return chunk[:per_page], {"Link": link_header(request, pages, per_page)}
+
+
+def paginate_counted(items: Sequence[Any], request: Request) -> tuple[list[Any], dict[str, str]]:
+    """A page of a collection paginated with `total_entries` (Api.paginate): `last` is always known."""
+    per_page, page = per_page_for(request), page_number(request)
+    last = max(1, -(-len(items) // per_page))
+    pages: dict[str, str | int | None] = {"current": page, "next": page + 1 if page < last else None,
+                                          "prev": page - 1 if page > 1 else None, "first": 1, "last": last}
+    return list(items[(page - 1) * per_page: page * per_page]), {"Link": link_header(request, pages, per_page)}

@@ -21,13 +21,15 @@ from sandbox.canvas_pagination import (
     decode_bookmark,
     encode_bookmark,
     link_header,
+    paginate_counted,
+    paginate_lookahead,
     paginate_numbered,
     per_page_for,
     ruby_to_i,
 )
 from sandbox.faults import draw
 from sandbox.httpapp import App, Request, Response, json_response, not_found
-from sandbox.university import AuditEvent, Course, University
+from sandbox.university import Account, AuditEvent, Course, University
 
 __all__ = ["CanvasOptions", "CanvasRest", "build_canvas_app", "canvas_time", "install_canvas_routes",
            "launch_form_html", "no_form_html", "oauth_signature", "ruby_to_i", "stable_uuid", "truthy"]
@@ -60,6 +62,7 @@ class CanvasRest:
         self._has_form = launch_page_has_form or self.default_launch_page_has_form
         self.launches = SessionlessLaunches(university, self.options, lambda: self.zoom_base_url,
                                             self.launch_page_has_form, clock)
+        self.graphql: GraphQLEndpoint | None = None       # set by build_canvas_app
 
     # ---- hooks ----
     def default_launch_page_has_form(self, course_id: int) -> bool:
@@ -70,6 +73,13 @@ class CanvasRest:
 
     def set_base_url(self, url: str) -> None:
         self.base_url = url
+
+    def set_university(self, university: University) -> None:
+        """Serve `university` from now on (the next day, sandbox.next_day); GraphQL too once it is mounted."""
+        self.university = university
+        self.launches.university = university
+        if self.graphql is not None:
+            self.graphql.set_university(university)
 
     # ---- JSON builders ----
     def term_json(self, term_id: int) -> dict[str, Any]:
@@ -119,6 +129,29 @@ class CanvasRest:
         if account_id not in self.university.account_by_id:
             return not_found()
         return json_response(self.account_json(account_id), records=1)
+
+    def sub_accounts(self, request: Request, account_id: int) -> Response:
+        """accounts_controller.rb#sub_accounts: `recursive` = the whole tree below, tier by tier (sub_accounts_
+        recursive_sql's default order; within a tier Canvas has no ORDER BY: assumed ascending id), paged by
+        offset with a look-ahead row (no `last` link); otherwise the direct children by id, counted."""
+        if account_id not in self.university.account_by_id:
+            return not_found()
+        if truthy(request.last("recursive")):
+            page, headers = paginate_lookahead(self._account_tiers(account_id), request)
+        else:
+            children = sorted((a for a in self.university.accounts if a.parent_account_id == account_id),
+                              key=lambda a: a.id)
+            page, headers = paginate_counted(children, request)
+        return json_response([self.account_json(a.id) for a in page], headers=headers, records=len(page))
+
+    def _account_tiers(self, account_id: int) -> list[Account]:
+        tiers, current = [], {account_id}
+        while current:
+            tier = sorted((a for a in self.university.accounts if a.parent_account_id in current),
+                          key=lambda a: a.id)
+            tiers += tier
+            current = {a.id for a in tier}
+        return tiers
 
     def account_courses(self, request: Request, account_id: int) -> Response:
         if account_id not in self.university.account_by_id:
@@ -286,6 +319,7 @@ def install_canvas_routes(app: App, rest: CanvasRest) -> None:
     app.add_route("GET", f"{api}/accounts/{{account_id:int}}/terms/{{term_id}}", guarded(rest.term))
     app.add_route("GET", f"{api}/accounts/{{account_id:int}}", guarded(rest.account))
     app.add_route("GET", f"{api}/accounts/{{account_id:int}}/courses", guarded(rest.account_courses))
+    app.add_route("GET", f"{api}/accounts/{{account_id:int}}/sub_accounts", guarded(rest.sub_accounts))
     app.add_route("GET", f"{api}/courses/{{course_id:int}}", guarded(rest.course))
     app.add_route("GET", f"{api}/audit/course/courses/{{course_id:int}}", guarded(rest.course_audit))
     app.add_route("GET", f"{api}/courses/{{course_id:int}}/analytics/activity", guarded(rest.course_activity))
@@ -303,7 +337,7 @@ def build_canvas_app(university: University, options: CanvasOptions | None = Non
     app.on_start.append(rest.set_base_url)         # the gateway builds Canvas-host links from it
     install_canvas_routes(app, rest)
     o = rest.options
-    install_graphql_route(app, GraphQLEndpoint(university, o.tokens, roster_churn=o.roster_churn, seed=o.seed,
-                                               roster_allowed=o.allows("read_roster", "view_all_grades",
-                                                                       "manage_grades")))
+    rest.graphql = GraphQLEndpoint(university, o.tokens, roster_churn=o.roster_churn, seed=o.seed,
+                                   roster_allowed=o.allows("read_roster", "view_all_grades", "manage_grades"))
+    install_graphql_route(app, rest.graphql)
     return app, rest

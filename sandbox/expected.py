@@ -6,6 +6,10 @@ Datetimes are naive UTC (the inventory database's convention); SIS ids are text 
 Section SIS ids are Canvas's (`Section.sis_source_id`) unless the warehouse's are stored: then they are
 what the lagging UDW holds (`warehouse_section_sis_ids`), and `sis_id_disagreements` lists the sections
 where the two differ.
+A published date is the newest `published` audit event of an available course, except on a run after another
+(`previous_courses`: the course rows that run stored): a course available then, with a date, and available now
+keeps that date, as COURSE_INVENTORY promises (README) — so a course unpublished and published again in between
+keeps its older date; `republished_since` lists those courses from the audit logs alone.
 """
 
 from __future__ import annotations
@@ -33,12 +37,16 @@ LISTED_ENROLLMENT_TYPES = frozenset({"student", "teacher"})
 
 
 def expected_inventory(u: University, term_ids: Sequence[int], *,
-                       section_sis_ids: Mapping[int, str | None] | None = None) -> dict[str, list[dict[str, Any]]]:
+                       section_sis_ids: Mapping[int, str | None] | None = None,
+                       previous_courses: Iterable[Mapping[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Rows of every inventory table, each table sorted by its natural key.
 
     `section_sis_ids`: the section SIS ids the job stores when they are not Canvas's own (the warehouse's,
     `warehouse_section_sis_ids`); a section absent from it gets None.
+    `previous_courses`: the `course` rows of the run before (e.g. this function's for the day before) when the
+    job keeps stored published dates; None when it looks every date up (a first run, REUSE_PUBLISHED_DATES false).
     """
+    kept_dates = _kept_dates(previous_courses)
     courses = kept_courses(u, term_ids)
     enrollments = [e for c in courses for e in u.graphql_enrollments(c.id)]
     section_ids = sorted({e.section_id for e in enrollments})
@@ -46,7 +54,7 @@ def expected_inventory(u: University, term_ids: Sequence[int], *,
     return {
         "term": [_term_row(u, t) for t in sorted(set(term_ids))],
         "account": [_account_row(u, a) for a in account_ids],
-        "course": [_course_row(u, c) for c in courses],
+        "course": [_course_row(u, c, kept_dates) for c in courses],
         "course_section": [_section_row(u, s, section_sis_ids) for s in section_ids],
         "enrollment": [
             {"canvas_id": e.id, "course_id": e.course_id, "course_section_id": e.section_id,
@@ -106,11 +114,29 @@ def _account_row(u: University, account_id: int) -> dict[str, Any]:
     return {"canvas_id": account.id, "name": account.name, "sis_id": account.sis_account_id}
 
 
-def _course_row(u: University, course: Course) -> dict[str, Any]:
+def _kept_dates(previous: Iterable[Mapping[str, Any]] | None) -> dict[int, datetime]:
+    """Course id -> the stored date a course available now keeps: rows stored as available, with a date."""
+    return {row["canvas_id"]: row["published_at"] for row in previous or ()
+            if row["workflow_state"] == "available" and row["published_at"] is not None}
+
+
+def _course_row(u: University, course: Course, kept_dates: Mapping[int, datetime]) -> dict[str, Any]:
+    date = naive_utc(published_at(u, course))
+    if course.workflow_state == "available" and course.id in kept_dates:
+        date = kept_dates[course.id]
     return {"canvas_id": course.id, "sis_id": course.sis_course_id, "name": course.name,
             "account_id": course.account_id, "term_id": course.term_id,
-            "created_at": naive_utc(course.created_at), "published_at": naive_utc(published_at(u, course)),
+            "created_at": naive_utc(course.created_at), "published_at": date,
             "workflow_state": course.workflow_state}
+
+
+def republished_since(before: University, after: University, term_ids: Sequence[int]) -> list[int]:
+    """Kept courses available on both days, dated on the first, whose newest `published` event is newer on the
+    second: unpublished and published again in between (the courses a run keeping stored dates gets wrong)."""
+    earlier = {c.id: c for c in kept_courses(before, term_ids)}
+    return [c.id for c in kept_courses(after, term_ids)
+            if c.id in earlier and published_at(before, earlier[c.id]) is not None
+            and published_at(after, c) not in (None, published_at(before, earlier[c.id]))]
 
 
 def inventory_section_ids(u: University, term_ids: Sequence[int]) -> list[int]:

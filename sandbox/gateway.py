@@ -67,6 +67,11 @@ class TokenStore:
             self._expiry[token] = now + self._ttl
         return token
 
+    def expire_all(self) -> None:
+        """Every token issued so far stops working (a day later they have all expired)."""
+        with self._lock:
+            self._expiry.clear()
+
     def is_live(self, token: str | None) -> bool:
         with self._lock:
             return token is not None and self._expiry.get(token, float("-inf")) > self._clock()

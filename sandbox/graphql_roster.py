@@ -25,7 +25,7 @@ class RosterOrder:
             raise ValueError("roster churn is a probability (0..1)")
         self.university = university
         self.churn = churn
-        self._seed = seed
+        self.seed = seed
         self._lock = threading.Lock()
         self._orders: dict[int, list[Enrollment]] = {}
         self._follow_ups: dict[int, int] = {}
@@ -44,9 +44,9 @@ class RosterOrder:
             if offset > 0 and rows:
                 follow_up = self._follow_ups.get(course_id, 0)
                 self._follow_ups[course_id] = follow_up + 1
-                if draw(self._seed, f"roster-churn:{course_id}", follow_up) < self.churn:
+                if draw(self.seed, f"roster-churn:{course_id}", follow_up) < self.churn:
                     seen = min(offset, len(rows))
-                    moved = rows[int(draw(self._seed, f"roster-row:{course_id}", follow_up) * seen)]
+                    moved = rows[int(draw(self.seed, f"roster-row:{course_id}", follow_up) * seen)]
                     order.remove(moved)
                     order.append(moved)
                     self.moves += 1

@@ -7,6 +7,7 @@ back (or drops the connection), applying its latency, faults, throttle and cost 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -78,10 +79,19 @@ class Response:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     records: int = 0                           # records served, for the cost model
+    # Sub-answers a journal records on their own (sandbox.journal): (logical key, body) each, computed on demand.
+    parts: Callable[[], list[tuple[str, bytes]]] | None = None
 
     @property
     def is_json(self) -> bool:
         return "json" in self.headers.get("Content-Type", "")
+
+
+def logical_key(request: Request) -> str:
+    """One logical request, whatever attempt: method, path, query parameters sorted, digest of the body."""
+    query = urlencode(sorted((k, v) for k, values in request.query.items() for v in values))
+    body = hashlib.blake2b(request.body, digest_size=8).hexdigest() if request.body else ""
+    return f"{request.method} {request.path}?{query}#{body}"
 
 
 def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None, records: int = 0) -> Response:

@@ -26,7 +26,6 @@ happens to wake.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import random
@@ -40,10 +39,21 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sandbox.faults import FaultKind, FaultOptions, FaultPlan
-from sandbox.httpapp import App, Headers, Request, Response, Route, html_response, json_response, not_found
+from sandbox.httpapp import (
+    App,
+    Headers,
+    Request,
+    Response,
+    Route,
+    html_response,
+    json_response,
+    logical_key,
+    not_found,
+)
+from sandbox.journal import AnswerJournal
 from sandbox.outages import OutageMode, OutageOptions, OutageWindow, outage_response, outage_status
 from sandbox.receive_time import StampedSocketReader
 from sandbox.server_stats import Counters
@@ -89,6 +99,7 @@ class SimServer:
         self.throttle = LeakyBucketThrottle(self.options.throttle, clock)
         self.faults = FaultPlan(self.options.faults, self.options.seed)
         self.outages = OutageWindow(self.options.outage, self.options.seed, clock)
+        self.journal: AnswerJournal | None = None      # records every handler's answer when set
         self._rng = random.Random(self.options.seed)
         self._rng_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -181,6 +192,8 @@ class SimServer:
             response.headers["X-Rate-Limit-Remaining"] = ruby_float(self.throttle.remaining_after(ticket, completed))
         self.stats.served(cost, response.records if response else 0, response.status if response else None,
                           late)
+        if self.journal is not None and route is not None and response is not None and fault is None:
+            self.journal.record(self.name, route.name, request, response)
         if fault is FaultKind.SLOW:            # a stall on the way back: the client times out first
             self._sleep(self.options.faults.slow_seconds)
         return response
@@ -190,7 +203,7 @@ class SimServer:
         """Fault draw and handler; returns the fault applied (if any) and the response (None = reset)."""
         fault = None
         if route is not None and route.faultable:
-            fault = self.faults.decide(_logical_key(request))
+            fault = self.faults.decide(logical_key(request))
         response = self._respond(route, params, request, fault)
         if fault is FaultKind.BAD_JSON:
             if response is not None and response.is_json:
@@ -208,7 +221,7 @@ class SimServer:
         if fault is FaultKind.HTTP500:
             return json_response({"errors": [{"message": "An error occurred."}]}, status=500)
         if fault is FaultKind.HTTP502_503:
-            status = (502, 503)[self.faults.variant(_logical_key(request), fault, 2)]
+            status = (502, 503)[self.faults.variant(logical_key(request), fault, 2)]
             phrase = HTTPStatus(status).phrase
             return html_response(f"<html><body><h1>{status} {phrase}</h1></body></html>", status=status)
         if route is None:
@@ -244,12 +257,6 @@ class SimServer:
     def _sleep_until(self, instant: float) -> None:
         # Deadlines, not durations: a late wake-up does not push back what follows.
         self._sleep(instant - time.monotonic())
-
-
-def _logical_key(request: Request) -> str:
-    query = urlencode(sorted((k, v) for k, values in request.query.items() for v in values))
-    body = hashlib.blake2b(request.body, digest_size=8).hexdigest() if request.body else ""
-    return f"{request.method} {request.path}?{query}#{body}"
 
 
 def _corrupt(response: Response) -> Response:

@@ -4,6 +4,7 @@
         sandbox.config          # the configuration written to sandbox.env_file (every key of env_blank.hjson)
         sandbox.stats()         # per-server statistics
         sandbox.outage(30, hosts=("canvas", "gateway"))   # both down for 30 s from now
+        sandbox.next_day()      # Canvas a day later (sandbox.next_day); with `journal`, sandbox.take_answers()
 
 Other simulators join through `register_service(name, factory)`. A factory is called as
 `factory(university, options)` and returns `(started SimServer, config dict)`; the config dict is merged
@@ -29,8 +30,10 @@ import hjson
 
 from sandbox.canvas_rest import CanvasOptions, CanvasRest, build_canvas_app
 from sandbox.faults import FaultOptions
-from sandbox.gateway import GatewayOptions, build_gateway_app
+from sandbox.gateway import Gateway, GatewayOptions, build_gateway_app
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
+from sandbox.journal import Answer, AnswerJournal
+from sandbox.next_day import DayChanges, next_day
 from sandbox.outages import OutageMode, OutageOptions, OutageWindow
 from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import UdwLag
@@ -90,6 +93,7 @@ class SandboxOptions:
     env_template: Path = ENV_TEMPLATE
     outage: OutageOptions = field(default_factory=OutageOptions)   # scheduled outage (after_requests set)
     outage_hosts: tuple[str, ...] | None = None                   # servers it takes down; None = all
+    journal: bool = False                      # record a digest of every Canvas/gateway answer (sandbox.journal)
 
 
 def default_term_ids(university: University) -> list[int]:
@@ -123,6 +127,8 @@ class Sandbox:
         self.options = options or SandboxOptions()
         self.servers: dict[str, SimServer] = {}
         self.canvas: CanvasRest | None = None
+        self.gateway: Gateway | None = None
+        self.journal = AnswerJournal() if self.options.journal else None
         self.config: dict[str, Any] = {}
 
     @property
@@ -168,6 +174,30 @@ class Sandbox:
         windows = {id(server.outages): server.outages for server in self._hosts(hosts)}
         for window in windows.values():
             window.begin(seconds, mode)
+
+    def next_day(self, changes: DayChanges | None = None) -> University:
+        """Canvas and its gateway a day later: the university moved by `sandbox.next_day.next_day`, the throttle
+        buckets empty (request_throttle/increment_bucket.lua: Redis expires a bucket an hour after its last
+        write), every gateway token expired (they live an hour), and the UDW, if any, reloaded with the day's
+        `canvasdatadate`. Other simulators keep serving what they served (the day changes none of their data)."""
+        if self.canvas is None or self.gateway is None:
+            raise RuntimeError("start the sandbox before moving it to the next day")
+        self.university = next_day(self.university, changes)
+        self.canvas.set_university(self.university)
+        for name in ("canvas", "gateway"):
+            self.servers[name].throttle.reset()
+        self.gateway.tokens.expire_all()
+        if self.options.udw_db is not None:
+            from sandbox.udw import load_udw  # psycopg2 only when a UDW is asked for
+
+            load_udw(self.university, self.options.udw_db, create_database=False, lag=self.options.udw_lag)
+        return self.university
+
+    def take_answers(self) -> list[Answer]:
+        """The answers recorded since the last call (SandboxOptions.journal), oldest first."""
+        if self.journal is None:
+            raise RuntimeError("the sandbox records answers only with SandboxOptions(journal=True)")
+        return self.journal.take()
 
     def urls(self) -> dict[str, str]:
         return {name: server.url for name, server in self.servers.items()}
@@ -231,9 +261,11 @@ class Sandbox:
             rest.zoom_base_url = zoom_url
         self.canvas = rest
         self.servers["canvas"] = SimServer(app, name="canvas", options=self._server_options(0, True)).start()
-        gateway_app, _ = build_gateway_app(rest, self.options.gateway)
+        gateway_app, self.gateway = build_gateway_app(rest, self.options.gateway)
         self.servers["gateway"] = SimServer(gateway_app, name="gateway",
                                             options=self._server_options(1, True)).start()
+        for name in ("canvas", "gateway"):
+            self.servers[name].journal = self.journal
 
     def _build_config(self, service_config: Mapping[str, Any]) -> dict[str, Any]:
         o = self.options

@@ -353,3 +353,21 @@ def test_default_launch_form_choice_is_seeded_and_rare(university):
     choices = [first.launch_page_has_form(cid) for cid in range(1, 5001)]
     assert choices == [again.launch_page_has_form(cid) for cid in range(1, 5001)]
     assert 0.01 < choices.count(False) / len(choices) < 0.05
+
+
+def test_sub_accounts_recursive_lists_the_tree_tier_by_tier_with_look_ahead_pages(canvas):
+    """accounts_controller.rb#sub_accounts: recursive pages read one row ahead, so no empty last page and no
+    `last` link; without `recursive`, the direct children by id with a counted `last`."""
+    first = get(canvas, "/api/v1/accounts/1/sub_accounts", params={"recursive": "true", "per_page": 2})
+    assert [a["id"] for a in first.json()] == [2, 4]                      # tier 1, then tier 2
+    assert set(links(first)) == {"current", "next", "first"}
+    second = requests.get(links(first)["next"], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert [a["id"] for a in second.json()] == [3] and set(links(second)) == {"current", "prev", "first"}
+    assert second.json()[0] == get(canvas, "/api/v1/accounts/3").json()   # the same JSON as the account itself
+    whole = get(canvas, "/api/v1/accounts/2/sub_accounts", params={"recursive": "1"})
+    assert [a["id"] for a in whole.json()] == [3]
+    direct = get(canvas, "/api/v1/accounts/1/sub_accounts", params={"per_page": 1})
+    assert [a["id"] for a in direct.json()] == [2]
+    assert "page=2&per_page=1" in links(direct)["last"] and "next" in links(direct)
+    assert get(canvas, "/api/v1/accounts/3/sub_accounts").json() == []
+    assert get(canvas, "/api/v1/accounts/99/sub_accounts").status_code == 404
