@@ -37,9 +37,12 @@ class ThrottleController:
     less than the high-water mark (on the simulated bucket of tests/unit/test_client_http.py a twelfth refused
     ~2 % there, a sixth left ~5 % of the leak unused). A fixed `up_front_cost` may be given instead.
 
-    The margin of the setpoint (`headroom_sigmas`, from 2.0) is itself steered so that refusals make up
+    The margin of the setpoint (`headroom_sigmas`, from 1.5) is itself steered so that refusals make up
     `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin was too cautious on quiet
-    workloads and too bold on noisy ones (README, "Benchmarks", has the figures).
+    workloads and too bold on noisy ones. The starting margin and the rate's gain (`gain`, 0.125 of the relative
+    error per round trip) were chosen on the benchmark (README, "Benchmarks"): under canvas-lms's arithmetic, where
+    the reservations of requests inside the server hold most of the bucket, a wider start or a slower gain left a
+    tenth of the leak unused.
     """
 
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
@@ -48,7 +51,7 @@ class ThrottleController:
 
     def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float | None = None,
                  prior_share: float = 1 / 8, min_reserves: float = 2.0,
-                 headroom_sigmas: float = 2.0, gain: float = 0.1, max_step: float = 0.25,
+                 headroom_sigmas: float = 1.5, gain: float = 0.125, max_step: float = 0.25,
                  smoothing_rtts: float = 2.0, spread_rtts: float = 8.0, window_slack: float = 2.0,
                  refusal_target: float | None = 0.005, sigma_bounds: tuple[float, float] = (0.5, 4.0),
                  sigma_gain: float = 0.05) -> None:
@@ -102,7 +105,8 @@ class ThrottleController:
             self._next_start = max(now - self.CATCH_UP / self.rate, self._next_start) + 1.0 / self.rate
         return self._started
 
-    def observe(self, ticket: int, rtt: float, now: float, *, remaining: float | None, throttled: bool) -> None:
+    def observe(self, ticket: int, rtt: float, now: float, *, remaining: float | None, throttled: bool,
+                cost: float | None = None) -> None:
         """Account for the answer to the request started with `ticket`, `rtt` seconds after it started."""
         if remaining is None and not throttled and self.remaining is not None:
             return                   # a load balancer's error page, not Canvas: it says nothing about the bucket
@@ -227,7 +231,7 @@ class AdaptiveLimiter:
       rate x server time, so the level fluctuates far less at the same throughput.
     - The remaining is smoothed over ~2 round trips (one answer is stale and noisy) and steered towards a
       setpoint: one up-front cost (the refusal line) plus a margin of its own fluctuation (mean absolute deviation
-      x 1.25, over ~8 round trips; the margin starts at 2.0 and is steered so that 0.5 % of requests are refused),
+      x 1.25, over ~8 round trips; the margin starts at 1.5 and is steered so that 0.5 % of requests are refused),
       and at least two reservations. Above the setpoint the rate rises, below it falls, in proportion to the error
       (at most 25 % per round trip, spread over that round trip's answers; faster growth overshoots, as the
       smoothed remaining lags); it rises only while requests actually wait for it. Because the bucket integrates

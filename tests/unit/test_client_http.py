@@ -418,6 +418,8 @@ def test_stats_sum_cost_and_bytes():
 
 # ---- limiter: the controller's rules, one at a time (no clock: times are arguments) ----
 UP_FRONT = 50.0          # the rules below are shown for a known up-front cost (Canvas's default)
+# ...and for a fixed starting margin and gain, so that each rule's arithmetic can be followed by hand.
+RULES = {"up_front_cost": UP_FRONT, "headroom_sigmas": 2.0, "gain": 0.1}
 def answered(controller: ThrottleController, now: float, remaining: float | None, *, rtt: float = 0.1,
              throttled: bool = False, ticket: int | None = None) -> None:
     """One request started at now - rtt and answered at now."""
@@ -436,7 +438,7 @@ def run_answers(controller: ThrottleController, remaining: float | None, seconds
 
 
 def test_controller_starts_small_then_paces_evenly():
-    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
+    controller = ThrottleController(32, **RULES, initial=4)
     assert controller.limit == 4 and controller.rate is None and controller.start_time(5.0) == 5.0
     answered(controller, 1.0, 590.0, rtt=0.1)
     # Jump start: as many requests per round trip as the headroom above the setpoint (100) holds reservations.
@@ -452,8 +454,8 @@ def test_controller_starts_small_then_paces_evenly():
 
 
 def test_first_answer_without_headroom_starts_from_initial():
-    busy = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
-    unknown = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
+    busy = ThrottleController(32, **RULES, initial=4)
+    unknown = ThrottleController(32, **RULES, initial=4)
     answered(busy, 1.0, 120.0, rtt=0.1)           # another consumer holds most of the bucket
     answered(unknown, 1.0, None, rtt=0.1)         # a service without throttle headers
     assert busy.rate == pytest.approx(4 / 0.1, rel=0.05) and unknown.rate == pytest.approx(4 / 0.1, rel=0.3)
@@ -461,7 +463,7 @@ def test_first_answer_without_headroom_starts_from_initial():
 
 def test_the_refused_share_steers_the_headroom_margin():
     def run(refuse_every: int | None, answers: int = 4000) -> ThrottleController:
-        controller = ThrottleController(32, up_front_cost=UP_FRONT)
+        controller = ThrottleController(32, **RULES)
         for n in range(1, answers + 1):
             refused = refuse_every is not None and n % refuse_every == 0
             answered(controller, n / 100, 0.0 if refused else 300.0, throttled=refused)
@@ -470,24 +472,24 @@ def test_the_refused_share_steers_the_headroom_margin():
     assert run(None, 12_000).headroom_sigmas == pytest.approx(0.5)   # never refused: down to the lower bound
     assert run(50).headroom_sigmas == pytest.approx(4.0)         # 2 % refused: up to the upper bound
     assert run(200).headroom_sigmas == pytest.approx(2.0, rel=0.05)   # 0.5 %, the target: the margin holds
-    fixed = ThrottleController(32, up_front_cost=UP_FRONT, refusal_target=None)
+    fixed = ThrottleController(32, **RULES, refusal_target=None)
     answered(fixed, 1.0, 0.0, throttled=True)
     assert fixed.headroom_sigmas == 2.0
 
 
 def test_controller_climbs_on_an_idle_bucket_and_settles_on_the_setpoint():
-    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
+    controller = ThrottleController(32, **RULES, initial=4)
     run_answers(controller, 590.0, 1.0)          # an idle bucket: grows fast (1.25x per round trip answered)
     fast = controller.rate
     assert fast > 4 * 4 / 0.1
-    steady = ThrottleController(32, up_front_cost=UP_FRONT, initial=4)
+    steady = ThrottleController(32, **RULES, initial=4)
     run_answers(steady, 150.0, 1.0)              # just above the setpoint (2 reservations): creeps up
     assert 4 / 0.1 < steady.rate < fast / 2
 
 
 @pytest.mark.parametrize(("remaining", "direction"), [(400.0, 1), (60.0, -1), (20.0, -1)])
 def test_controller_steers_the_rate_on_reported_remaining(remaining, direction):
-    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=10)
+    controller = ThrottleController(32, **RULES, initial=10)
     run_answers(controller, 120.0, 2.0)          # settle near the setpoint (2 reservations)
     before = controller.rate
     run_answers(controller, remaining, 0.6, start=2.0)
@@ -497,7 +499,7 @@ def test_controller_steers_the_rate_on_reported_remaining(remaining, direction):
 
 
 def test_controller_setpoint_follows_the_fluctuation_of_remaining():
-    calm, noisy = ThrottleController(32, up_front_cost=UP_FRONT), ThrottleController(32, up_front_cost=UP_FRONT)
+    calm, noisy = ThrottleController(32, **RULES), ThrottleController(32, **RULES)
     now = 0.0
     for i in range(400):
         now += 0.01
@@ -508,7 +510,7 @@ def test_controller_setpoint_follows_the_fluctuation_of_remaining():
 
 
 def test_a_quiet_spell_is_not_mistaken_for_fluctuation():
-    controller = ThrottleController(32, up_front_cost=UP_FRONT)
+    controller = ThrottleController(32, **RULES)
     now = run_answers(controller, 200.0, 2.0)
     rate = controller.rate
     answered(controller, now + 30.0, 595.0)      # the bucket drained while the job did something else
@@ -516,7 +518,7 @@ def test_a_quiet_spell_is_not_mistaken_for_fluctuation():
 
 
 def test_controller_grows_only_while_requests_wait_for_it():
-    controller = ThrottleController(8, up_front_cost=UP_FRONT, initial=4)
+    controller = ThrottleController(8, **RULES, initial=4)
     answered(controller, 1.0, 590.0)
     rate = controller.rate
     for n in range(50):                          # answers, but nobody waited: the workload limits
@@ -526,14 +528,14 @@ def test_controller_grows_only_while_requests_wait_for_it():
 
 
 def test_refusals_cut_once_per_wave_and_harder_when_congested():
-    controller = ThrottleController(32, up_front_cost=UP_FRONT, initial=8)
+    controller = ThrottleController(32, **RULES, initial=8)
     run_answers(controller, 300.0, 1.0)
     wave = [controller.start(1.0) for _ in range(8)]
     before = controller.rate
     for ticket in wave:                          # eight refusals of one wave: one cut of 10 % (healthy average)
         controller.observe(ticket, 0.05, 1.05, remaining=0.0, throttled=True)
     assert controller.rate == pytest.approx(before * 0.9, rel=0.02) and controller.cuts == 1
-    congested = ThrottleController(32, up_front_cost=UP_FRONT, initial=8)
+    congested = ThrottleController(32, **RULES, initial=8)
     answered(congested, 1.0, 40.0)               # the average itself is below half the setpoint
     before = congested.rate
     answered(congested, 1.1, 0.0, throttled=True)
@@ -544,7 +546,7 @@ def test_refusals_cut_once_per_wave_and_harder_when_congested():
 
 
 def test_without_rate_limit_headers_the_limit_grows_to_the_ceiling_and_refusals_shrink_it():
-    controller = ThrottleController(5, up_front_cost=UP_FRONT, initial=1)
+    controller = ThrottleController(5, **RULES, initial=1)
     run_answers(controller, None, 2.0)
     assert controller.limit == 5
     for n in range(30):
@@ -568,7 +570,7 @@ def test_the_up_front_cost_is_learned_from_the_headers():
 
 
 def test_answers_without_throttle_headers_do_not_move_a_throttled_rate():
-    controller = ThrottleController(32, up_front_cost=UP_FRONT)
+    controller = ThrottleController(32, **RULES)
     now = run_answers(controller, 300.0, 1.0)
     rate, srtt = controller.rate, controller.srtt
     for n in range(200):                             # an outage: the load balancer's 502 pages, fast
@@ -652,7 +654,8 @@ def simulate(w: Workload) -> dict[str, float]:
 
     def answer(ticket: int, sent: float, remaining: float, throttled: bool, server_time: float) -> None:
         state["in_flight"] -= 1
-        controller.observe(ticket, clock[0] - sent, clock[0], remaining=remaining, throttled=throttled)
+        cost = None if throttled else server_time * w.cost_per_second      # X-Request-Cost, as the client sees it
+        controller.observe(ticket, clock[0] - sent, clock[0], remaining=remaining, throttled=throttled, cost=cost)
         if throttled:                                  # the client backs off, then retries
             at(clock[0] + rng.uniform(0.5, 1.0), lambda: (waiting.appendleft(server_time), try_start()))
         else:
@@ -705,8 +708,10 @@ def test_a_smaller_bucket_with_dearer_reservations_keeps_refusals_rare():
 
 def test_slow_expensive_requests_keep_refusals_rare():
     # Canvas-like: long requests whose reservations, not their costs, fill the bucket; then the ceiling binds.
+    # On canvas-lms's bucket (refused once the remaining is at or below the up-front cost) the earlier controller,
+    # tuned on a bucket that refused only when full, also refused 1.25 % (10 of 800) here: the bound is 1.5 %.
     result = simulate(Workload(slow=5.0, cost_per_second=0.3, latency=0.03, requests=800))
-    assert result["refused"] <= 0.01
+    assert result["refused"] <= 0.015
 
 
 # ---- limiter: the thread-safe gate ----
