@@ -30,19 +30,18 @@ class ThrottleController:
     Not thread-safe; the limiter calls it under its lock, simulations call it directly.
 
     Nothing about the bucket is assumed: Canvas's high-water mark, leak and up-front cost can differ per token.
-    The up-front cost (what a request in flight holds) is learned from the headers: a refusal proves it is at
-    least the remaining the request was refused at (canvas-lms request_throttle.rb reserves it before the check),
-    and until a refusal says more it is taken as `prior_share` of the largest remaining seen: an eighth, a little
-    above Canvas's default ratio (50 of 600), because a job that starts on a bucket another job is filling sees
-    less than the high-water mark (on the simulated bucket of tests/unit/test_client_http.py a twelfth refused
-    ~2 % there, a sixth left ~5 % of the leak unused). A fixed `up_front_cost` may be given instead.
+    The up-front cost (what a request in flight holds) is learned from the headers: a refusal shows it is at least
+    the remaining the request was refused at (canvas-lms request_throttle.rb reserves it before the check), so it
+    is the second largest such remaining (one refusal answered just as another request left the server reads too
+    high, and an unreachable setpoint would pin the rate at its floor), and until a refusal says more it is taken
+    as `prior_share` of the largest remaining seen: an eighth, a little above Canvas's default ratio (50 of 600),
+    because a job that starts on a bucket another job is filling sees less than the high-water mark (on the
+    simulated bucket of tests/unit/test_client_http.py a twelfth refused ~2 % there, a sixth left ~5 % of the leak
+    unused). A fixed `up_front_cost` may be given instead.
 
-    The margin of the setpoint (`headroom_sigmas`, from 1.5) is itself steered so that refusals make up
+    The margin of the setpoint (`headroom_sigmas`, from 2.0) is itself steered so that refusals make up
     `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin was too cautious on quiet
-    workloads and too bold on noisy ones. The starting margin and the rate's gain (`gain`, 0.125 of the relative
-    error per round trip) were chosen on the benchmark (README, "Benchmarks"): under canvas-lms's arithmetic, where
-    the reservations of requests inside the server hold most of the bucket, a wider start or a slower gain left a
-    tenth of the leak unused.
+    workloads and too bold on noisy ones (README, "Benchmarks", has the figures).
     """
 
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
@@ -65,7 +64,7 @@ class ThrottleController:
         self.ceiling = ceiling
         self._initial = max(1, min(ceiling, initial))
         self._fixed_up_front, self._prior_share = up_front_cost, prior_share
-        self._learned_up_front = 0.0         # the largest remaining a request was refused at
+        self._refused_at: list[float] = []   # the two largest remainings requests were refused at
         self._max_remaining = 0.0            # the largest remaining ever reported (about the high-water mark)
         self._min_reserves, self._sigmas = min_reserves, headroom_sigmas
         self._gain, self._max_step = gain, max_step
@@ -163,18 +162,23 @@ class ThrottleController:
         """The up-front cost a request in flight holds in the bucket, as far as the headers have told."""
         if self._fixed_up_front is not None:
             return self._fixed_up_front
-        return max(self._learned_up_front, self._prior_share * self._max_remaining, 1.0)
+        # The second largest: one refusal answered just as another request left the server reads too high.
+        learned = self._refused_at[-1] if self._refused_at else 0.0
+        return max(learned, self._prior_share * self._max_remaining, 1.0)
 
     @property
     def _min_target(self) -> float:
-        return self._min_reserves * self.up_front
+        # Two reservations, but within reach of the largest remaining seen with one request inside: on a small
+        # bucket (or a learned up-front cost read a little high) an unreachable floor pins the rate at its minimum.
+        floor = self._min_reserves * self.up_front
+        return min(floor, self._max_remaining - self.up_front) if self._max_remaining > 2 * self.up_front else floor
 
     def _learn_bucket(self, remaining: float | None, throttled: bool) -> None:
         if remaining is None:
             return
         self._max_remaining = max(self._max_remaining, remaining)
         if throttled:
-            self._learned_up_front = max(self._learned_up_front, remaining)
+            self._refused_at = sorted([*self._refused_at, remaining], reverse=True)[:2]
 
     @property
     def headroom_sigmas(self) -> float:
@@ -231,7 +235,7 @@ class AdaptiveLimiter:
       rate x server time, so the level fluctuates far less at the same throughput.
     - The remaining is smoothed over ~2 round trips (one answer is stale and noisy) and steered towards a
       setpoint: one up-front cost (the refusal line) plus a margin of its own fluctuation (mean absolute deviation
-      x 1.25, over ~8 round trips; the margin starts at 1.5 and is steered so that 0.5 % of requests are refused),
+      x 1.25, over ~8 round trips; the margin starts at 2.0 and is steered so that 0.5 % of requests are refused),
       and at least two reservations. Above the setpoint the rate rises, below it falls, in proportion to the error
       (at most 25 % per round trip, spread over that round trip's answers; faster growth overshoots, as the
       smoothed remaining lags); it rises only while requests actually wait for it. Because the bucket integrates
@@ -289,6 +293,18 @@ class AdaptiveLimiter:
         """The setpoint the smoothed remaining is steered to."""
         with self._lock:
             return self._core.target
+
+    @property
+    def up_front(self) -> float:
+        """The up-front cost per request in flight, as learned from the headers."""
+        with self._lock:
+            return self._core.up_front
+
+    @property
+    def headroom_sigmas(self) -> float:
+        """The setpoint's current margin, in standard deviations of the remaining."""
+        with self._lock:
+            return self._core.headroom_sigmas
 
     @property
     def in_flight(self) -> int:

@@ -490,6 +490,7 @@ def test_controller_climbs_on_an_idle_bucket_and_settles_on_the_setpoint():
 @pytest.mark.parametrize(("remaining", "direction"), [(400.0, 1), (60.0, -1), (20.0, -1)])
 def test_controller_steers_the_rate_on_reported_remaining(remaining, direction):
     controller = ThrottleController(32, **RULES, initial=10)
+    answered(controller, 0.01, 590.0)            # the bucket was idle at first
     run_answers(controller, 120.0, 2.0)          # settle near the setpoint (2 reservations)
     before = controller.rate
     run_answers(controller, remaining, 0.6, start=2.0)
@@ -561,8 +562,11 @@ def test_the_up_front_cost_is_learned_from_the_headers():
     assert controller.up_front == pytest.approx(298.0 / 8)   # before any refusal: an eighth of it
     assert controller.target == pytest.approx(2 * 298.0 / 8)
     answered(controller, 1.1, 91.5, throttled=True)  # refused at 91.5 left: the reservation is at least that
-    answered(controller, 1.2, 60.0, throttled=True)  # a lower one teaches nothing new
-    assert controller.up_front == 91.5 and controller.target >= 183.0
+    assert controller.up_front == 91.5
+    answered(controller, 1.15, 92.0, throttled=True)
+    answered(controller, 1.2, 60.0, throttled=True)  # a lower one teaches nothing new...
+    answered(controller, 1.25, 180.0, throttled=True)   # ...nor one answered just as another request left
+    assert controller.up_front == 92.0 and controller.target >= 184.0 - 1e-9   # the second largest
     answered(controller, 1.3, 40.0)
     assert controller.remaining > 40.0               # the danger zone is below one learned reservation...
     run_answers(controller, 80.0, 0.5, start=1.3)
