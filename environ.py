@@ -24,7 +24,7 @@ from app_paths import default_config_dir
 from environ_keys import properties, resolve, unknown_keys
 from environ_messages import describe, unknown_key_line
 from environ_sources import Applied, apply_overrides, environment_overrides, secret_file_overrides
-from vocab import ConfigError
+from vocab import JOB_REQUIREMENTS, ConfigError, ValidJobName
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +71,37 @@ def load_env(path: Path, schema_path: Path = SCHEMA_PATH, overrides: Mapping[str
     Precedence: the file, then `secrets` (a directory of key files), then `overrides` (the environment), then
     `job_names` (the command line's --jobs, which also decides which job sections are required).
     """
-    schema = _read_hjson(schema_path, "schema")
+    schema = _with_job_conditions(_read_hjson(schema_path, "schema"))
     config = _read_config(path)
     applied = _merge_sources(config, schema, overrides or {}, secrets)
     if job_names is not None:
         config["JOB_NAMES"] = list(job_names)
     _normalise_log_level(config)
 
+    return _checked(config, schema, applied, f"the configuration ({path.name})", strict)
+
+
+def validated(config: Mapping[str, Any], *, strict: bool = False) -> Env:
+    """The checks and defaults of `load_env` for a configuration built in code (no files, no overrides)."""
+    config = _thawed(config)
+    _normalise_log_level(config)
+    return _checked(config, _schema(), Applied({}, set(), []), "the configuration", strict)
+
+
+def with_defaults(env: Mapping[str, Any]) -> Env:
+    """`env` with the schema's defaults filled where keys are absent (idempotent: a loaded configuration already
+    has them). Jobs called from code with a mapping of their own get the same values the runner would give."""
+    config = _thawed(env)
+    _apply_defaults(config, _schema(), _schema())
+    return _freeze(config)
+
+
+def job_env(env: Mapping[str, Any] | None) -> Env:
+    """What a job reads: the configuration it was handed, completed with defaults, or the runner's own."""
+    return get_env() if env is None else with_defaults(env)
+
+
+def _checked(config: dict[str, Any], schema: Mapping[str, Any], applied: Applied, what: str, strict: bool) -> Env:
     unknown = [unknown_key_line(key, hint, applied.origins) for key, hint in unknown_keys(config, schema)]
     validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
     problems = applied.problems + [describe(error, applied.origins, applied.not_json)
@@ -87,10 +111,25 @@ def load_env(path: Path, schema_path: Path = SCHEMA_PATH, overrides: Mapping[str
             logger.warning("configuration: %s; ignored", line)
     problems = sorted(set(problems + (unknown if strict else [])))
     if problems:
-        raise ConfigError(f"the configuration ({path.name}) is invalid ({len(problems)} problem(s))", details=problems)
+        raise ConfigError(f"{what} is invalid ({len(problems)} problem(s))", details=problems)
     _apply_defaults(config, schema, schema)
     _normalise_ports(config)
     return _freeze(config)
+
+
+@functools.cache
+def _schema() -> Mapping[str, Any]:
+    return _with_job_conditions(_read_hjson(SCHEMA_PATH, "schema"))
+
+
+def _with_job_conditions(schema: dict[str, Any]) -> dict[str, Any]:
+    """One `if JOB_NAMES contains the job then its requirements` per vocab.ValidJobName member (job names are
+    matched in any case, as the runner does)."""
+    conditions = [{"if": {"required": ["JOB_NAMES"],
+                          "properties": {"JOB_NAMES": {"contains": {"pattern": f"^(?i:{job.name})$"}}}},
+                   "then": {"$ref": f"#/definitions/requirements/{JOB_REQUIREMENTS[job]}"}}
+                  for job in ValidJobName]
+    return {**schema, "allOf": [*schema.get("allOf", []), *conditions]}
 
 
 def _merge_sources(config: dict[str, Any], schema: Mapping[str, Any], environment: Mapping[str, str],
@@ -177,6 +216,15 @@ def _apply_defaults(config: dict, schema: Mapping, root: Mapping) -> None:
                 config[key] = copy.deepcopy(sub["default"])
             if isinstance(config.get(key), dict):
                 _apply_defaults(config[key], sub, root)
+
+
+def _thawed(value: Any) -> Any:
+    """A plain, mutable deep copy of a (possibly frozen) configuration."""
+    if isinstance(value, Mapping):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thawed(item) for item in value]
+    return value
 
 
 def _freeze(value: Any) -> Any:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, auto
@@ -16,6 +17,14 @@ class ValidJobName(Enum):
     COURSE_INVENTORY = "course_inventory.inventory.run_course_inventory"
     MIVIDEO = "mivideo.mivideo_extract.main"
     CANVAS_ZOOM_MEETINGS = "online_meetings.canvas_zoom_meetings.main"
+
+
+# The configuration each built-in job needs when selected: a name in the schema's `definitions.requirements`.
+JOB_REQUIREMENTS = {
+    ValidJobName.COURSE_INVENTORY: "CANVAS",
+    ValidJobName.CANVAS_ZOOM_MEETINGS: "CANVAS",
+    ValidJobName.MIVIDEO: "MIVIDEO",
+}
 
 
 class ValidDataSourceName(Enum):
@@ -118,6 +127,15 @@ class DatabaseUnavailableError(EtlError):
 
 class JobError(EtlError):
     """A job's expected failure, with a one-line reason the runner logs."""
+
+
+@contextmanager
+def previous_data_kept(job: ValidJobName) -> Iterator[None]:
+    """Turn any expected failure inside a job into its one-line JobError (the job loads nothing partial)."""
+    try:
+        yield
+    except EtlError as exc:
+        raise JobError(f"{job.name} failed, previous data kept: {exc}") from exc
 
 
 class JobInterrupted(BaseException):  # noqa: N818 - names the event, like KeyboardInterrupt

@@ -21,14 +21,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 import environ
-from clients.canvas import CanvasClient, CanvasSettings
+from clients.canvas import CanvasClient
 from clients.udw import UdwClient
-from course_inventory.collect import collect_inventory
-from course_inventory.inventory import build_frames, reusable_published, section_sis_ids
-from course_inventory.section_sis import SisIdSource
-from course_inventory.transform import warehouse_time
+from course_inventory.collect import collect_canvas, collect_warehouse
+from course_inventory.load import load_inventory
+from course_inventory.settings import settings_from_env
+from course_inventory.transform import build_frames, warehouse_time
 from db.engine import create_inventory_engine
-from db.loader import append_rows, replace_tables
+from db.loader import append_rows
 from log_setup import configure_logging
 from run_jobs import settle_heap
 
@@ -133,27 +133,28 @@ def main(env_file: str, workers: int, mode: str = "reuse") -> dict:
     configure_logging("WARNING")
     overrides = {"NUM_ASYNC_WORKERS": str(workers), "REUSE_PUBLISHED_DATES": str(mode == "reuse").lower()}
     env = environ.load_env(Path(env_file), environ.SCHEMA_PATH, overrides)
-    settings = CanvasSettings.from_env(env)
-    engine = create_inventory_engine(env["INVENTORY_DB"])
-    udw = UdwClient(env["UDW"]) if env.get("UDW") else None
+    settings = settings_from_env(env)
+    engine = create_inventory_engine(settings.inventory_db)
+    udw = UdwClient(settings.udw) if settings.udw else None
     result: dict = {"workers": workers, "published_dates": mode}
-    stored_dates = reusable_published(env, engine)
     settle_heap()  # as run_jobs.py does before each job
-    with CanvasClient(settings) as canvas, LimiterTimeline(canvas) as timeline, GcPauses() as pauses:
+    # The job's own steps (course_inventory.inventory wires the same ones), each measured on its own.
+    with CanvasClient(settings.canvas) as canvas, LimiterTimeline(canvas) as timeline, GcPauses() as pauses:
         started, cpu_started = time.monotonic(), time.process_time()
-        raw = collect_inventory(canvas, settings.account_id, settings.term_ids, stored_dates)
+        raw = collect_canvas(settings, canvas, engine)
         api_s, api_cpu_s = time.monotonic() - started, time.process_time() - cpu_started
         stats = canvas.stats.snapshot()
         peak_in_flight = canvas.canvas_limiter.peak_in_flight
     peaks = {"collect": peak_rss_mb()}
     started = time.monotonic()
-    frames = build_frames(raw, section_sis_ids(raw, udw, SisIdSource(env["SECTION_SIS_IDS_FROM"])))
+    warehouse = collect_warehouse(raw, udw, settings.sis_ids_from)
+    frames = build_frames(raw, warehouse.section_sis_ids)
     if udw is not None:
-        warehouse_time(udw.canvasdatadate())
+        warehouse_time(warehouse.canvasdatadate)
     transform_s = time.monotonic() - started
     peaks["transform"] = peak_rss_mb()
     started = time.monotonic()
-    counts = replace_tables(engine, frames)
+    counts = load_inventory(engine, frames, None)
     load_s = time.monotonic() - started
     peaks["load"] = peak_rss_mb()
     result.update({

@@ -1,6 +1,6 @@
 """The one Canvas client every job shares: gateway OAuth + REST, token REST, GraphQL.
 
-    with CanvasClient(CanvasSettings.from_env(env)) as canvas:
+    with CanvasClient(canvas_settings(env)) as canvas:      # source_settings.canvas_settings
         term = canvas.gateway_get(f"accounts/{account}/terms/{term_id}")
         for page in canvas.gateway_paginate(f"accounts/{account}/courses", {"enrollment_term_id": term_id}): ...
         for page in canvas.paginate(f"audit/course/courses/{course_id}", kind="audit"): ...
@@ -37,6 +37,8 @@ TOKEN_PATH = "aa/oauth2/token"
 
 @dataclass(frozen=True)
 class CanvasSettings:
+    """What the client needs; a job builds it from the configuration (source_settings.canvas_settings)."""
+
     canvas_url: str
     canvas_token: str = field(repr=False)
     account_id: int = 1
@@ -47,67 +49,9 @@ class CanvasSettings:
     api_subscription_name: str = ""
     api_client_id: str = field(default="", repr=False)
     api_client_secret: str = field(default="", repr=False)
-    max_attempts: int = 3
-    retry_budget_s: float = 300.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     num_workers: int = 8
     timeouts: Timeouts = field(default_factory=Timeouts)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, Any], *, timeouts: Timeouts | None = None) -> CanvasSettings:
-        """Settings from the loaded configuration; ConfigError names bad keys, never their values."""
-        canvas = env.get("CANVAS")
-        if not isinstance(canvas, Mapping):
-            raise ConfigError("CANVAS section missing from configuration")
-        problems: list[str] = []
-
-        def text(key: str, required: bool = False) -> str:
-            value = canvas.get(key, "")
-            if not isinstance(value, str) or (required and not value.strip()):
-                problems.append(f"CANVAS.{key}: {'required ' if required else ''}string expected")
-                return ""
-            return value.strip()
-
-        def integer(section: Mapping[str, Any], key: str, default: int, minimum: int = 1) -> int:
-            value = section.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                problems.append(f"{key}: integer >= {minimum} expected")
-                return default
-            return value
-
-        def seconds(key: str, default: float) -> float:
-            value = env.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                problems.append(f"{key}: number of seconds >= 0 expected")
-                return default
-            return float(value)
-
-        def ids(key: str) -> tuple[int, ...]:
-            values = canvas.get(key, [])
-            if not isinstance(values, list | tuple) or any(
-                    isinstance(v, bool) or not isinstance(v, int) for v in values):
-                problems.append(f"CANVAS.{key}: list of integer ids expected")
-                return ()
-            return tuple(values)
-
-        settings = cls(
-            canvas_url=text("CANVAS_URL", required=True).rstrip("/"),
-            canvas_token=text("CANVAS_TOKEN", required=True),
-            account_id=integer(canvas, "CANVAS_ACCOUNT_ID", 1),
-            term_ids=ids("CANVAS_TERM_IDS"),
-            add_course_ids=ids("ADD_COURSE_IDS"),
-            api_base_url=text("API_BASE_URL").rstrip("/"),
-            api_scope_prefix=text("API_SCOPE_PREFIX").strip("/"),
-            api_subscription_name=text("API_SUBSCRIPTION_NAME"),
-            api_client_id=text("API_CLIENT_ID"),
-            api_client_secret=text("API_CLIENT_SECRET"),
-            max_attempts=integer(env, "MAX_REQ_ATTEMPTS", 3),
-            retry_budget_s=seconds("RETRY_BUDGET_SECONDS", 300.0),
-            num_workers=integer(env, "NUM_ASYNC_WORKERS", 8),
-            timeouts=timeouts or Timeouts(),
-        )
-        if problems:
-            raise ConfigError("invalid Canvas configuration", details=problems)
-        return settings
 
     @property
     def gateway_configured(self) -> bool:
@@ -163,10 +107,7 @@ class CanvasClient:
                  clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.stats = ClientStats()
-        # A refusal already slows every request of the token down (the limiter cuts its rate), so the refused
-        # request itself only steps back briefly instead of sitting out a second, possibly as the run's last.
-        policy = policy or RetryPolicy(max_attempts=settings.max_attempts, budget_seconds=settings.retry_budget_s,
-                                       throttle_initial=0.25)
+        policy = policy or settings.policy
         self._session = session if session is not None else build_session(2 * settings.num_workers + 2)
         common: dict[str, Any] = dict(policy=policy, timeouts=settings.timeouts, session=self._session,
                                       stats=self.stats, sleep=sleep, clock=clock, rng=rng)

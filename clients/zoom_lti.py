@@ -1,6 +1,6 @@
 """Zoom LTI Pro, reached as a browser reaches it from a Canvas course's Zoom tab.
 
-    zoom = ZoomLtiClient(ZoomSettings.from_env(env))
+    zoom = ZoomLtiClient(zoom_settings(env))                                # source_settings.zoom_settings
     history = zoom.previous_meetings(lambda: fresh_launch_url_from_canvas())   # launch, then every history page
 
 Each launch gets its own `requests.Session` (Zoom ties the scid and XSRF token to that session's cookie). A launch
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,12 +28,11 @@ from clients.limiter import AdaptiveLimiter
 from clients.retry import RetryPolicy, call_with_retries
 from clients.stats import ClientStats
 from clients.zoom_pages import HistoryPage, LaunchValues, NoLaunch, history_page, launch_form, launch_values
-from vocab import ConfigError, FatalSourceError, RetriableSourceError, SourceError
+from vocab import FatalSourceError, RetriableSourceError, SourceError
 
 logger = logging.getLogger(__name__)
 
 ZOOM = "zoom"
-DEFAULT_BASE_URL = "https://applications.zoom.us"
 HISTORY_PATH = "api/v1/lti/rich/meeting/history/COURSE/all"
 MAX_HISTORY_PAGES = 1_000                 # a course with more is a paging bug, not data
 SPENT_STATUSES = frozenset({401, 404})    # a launch (verifier, nonce, session) that can no longer be used
@@ -41,29 +40,14 @@ SPENT_STATUSES = frozenset({401, 404})    # a launch (verifier, nonce, session) 
 
 @dataclass(frozen=True)
 class ZoomSettings:
-    base_url: str = DEFAULT_BASE_URL
-    max_attempts: int = 3
-    retry_budget_s: float = 300.0
+    """What the client needs; a job builds it from the configuration (source_settings.zoom_settings)."""
+
+    base_url: str
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     num_workers: int = 8
     storage_timezone: str = "America/Montreal"   # what Zoom's own page sends
     client_timezone: str = "America/Detroit"     # the zone Zoom renders startTime in
     timeouts: Timeouts = field(default_factory=lambda: Timeouts(connect=10.0, read=60.0))
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, Any], *, timeouts: Timeouts | None = None) -> ZoomSettings:
-        zoom = env.get("ZOOM") or {}
-        base_url = zoom.get("BASE_URL", DEFAULT_BASE_URL) if isinstance(zoom, Mapping) else None
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError("invalid Zoom configuration", details=["ZOOM.BASE_URL: http(s) URL expected"])
-        attempts, workers = env.get("MAX_REQ_ATTEMPTS", 3), env.get("NUM_ASYNC_WORKERS", 8)
-        budget = env.get("RETRY_BUDGET_SECONDS", 300)
-        for key, value, low in (("MAX_REQ_ATTEMPTS", attempts, 1), ("NUM_ASYNC_WORKERS", workers, 1),
-                                ("RETRY_BUDGET_SECONDS", budget, 0)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-                raise ConfigError("invalid configuration", details=[f"{key}: number >= {low} expected"])
-        settings = cls(base_url=base_url.rstrip("/"), max_attempts=int(attempts), retry_budget_s=float(budget),
-                       num_workers=int(workers))
-        return replace(settings, timeouts=timeouts) if timeouts is not None else settings
 
 
 @dataclass(frozen=True)
@@ -131,7 +115,7 @@ class ZoomLtiClient:
                  rng: random.Random | None = None) -> None:
         self.settings = settings
         self.stats = ClientStats()
-        self.policy = policy or RetryPolicy(max_attempts=settings.max_attempts, budget_seconds=settings.retry_budget_s)
+        self.policy = policy or settings.policy
         self.limiter = AdaptiveLimiter(settings.num_workers, name="zoom")
         self.stats.attach_gate(self.limiter)
         self._session_factory = session_factory or (lambda: build_session(4, keep_cookies=True))

@@ -1,4 +1,5 @@
-"""Gather the raw Canvas data of the configured terms as one pipeline over the shared client.
+"""COURSE_INVENTORY's collect step: the raw Canvas data of the configured terms as one pipeline over the shared
+client, then what the UDW (when configured) adds.
 
 Each page of courses immediately schedules those courses' audit-log, activity and enrollment
 requests, so no phase waits idle for an unrelated one to finish; the account tree is listed once
@@ -19,13 +20,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from clients.canvas import CanvasClient
 from clients.progress import Progress
 from clients.tasks import TaskGroup
+from clients.udw import UdwClient
 from course_inventory import canvas_fetch
 from course_inventory.account_book import AccountBook
 from course_inventory.gql_queries import COURSES_PER_REQUEST
+from course_inventory.published_dates import StoredCourse, reusable_dates
 from course_inventory.rosters import CoursePages
+from course_inventory.section_sis import (
+    SisIdSource,
+    chosen_sis_ids,
+    compare_section_sis_ids,
+    comparison_summary,
+    none_readable,
+)
+from course_inventory.settings import InventorySettings
 from course_inventory.transform import (
     EnrollmentRecord,
     SectionInfo,
@@ -36,6 +49,7 @@ from course_inventory.transform import (
     keep_courses_with_students,
     listing_conflict,
 )
+from db.stored_courses import stored_course_states
 from vocab import SourceFormatError
 
 logger = logging.getLogger(__name__)
@@ -297,3 +311,52 @@ def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[
                        "their pages shifted", ", ".join(f"{what} {n}" for what, n in sorted(raw.repeats.items())),
                        raw.reread_courses)
     return raw
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """What the UDW adds: the section SIS ids to store (None: Canvas's own) and its freshness date."""
+
+    section_sis_ids: dict[int, str | None] | None = None
+    canvasdatadate: Any = None             # as the UDW stores it (transform.warehouse_time reads it)
+
+
+def stored_published_dates(engine: sa.Engine, reuse: bool) -> dict[int, datetime]:
+    """The stored published dates available courses may keep (course_inventory.published_dates); {} when
+    REUSE_PUBLISHED_DATES is false."""
+    if not reuse:
+        logger.info("REUSE_PUBLISHED_DATES is false: every available course's published date is looked up")
+        return {}
+    stored = {course_id: StoredCourse(state, published_at)
+              for course_id, (state, published_at) in stored_course_states(engine).items()}
+    return reusable_dates(stored)
+
+
+def collect_canvas(settings: InventorySettings, canvas: CanvasClient, engine: sa.Engine) -> RawInventory:
+    """Canvas's side of the run, reusing the stored published dates the settings allow."""
+    reusable = stored_published_dates(engine, settings.reuse_published_dates)
+    return collect_inventory(canvas, settings.canvas.account_id, settings.canvas.term_ids, reusable)
+
+
+def collect_warehouse(raw: RawInventory, udw: UdwClient | None, source: SisIdSource) -> Warehouse:
+    """The UDW's side (nothing without one): its section SIS ids compared with Canvas's, and its date."""
+    chosen = section_sis_ids(raw, udw, source)
+    return Warehouse(chosen, None if udw is None else udw.canvasdatadate())
+
+
+def section_sis_ids(raw: RawInventory, udw: UdwClient | None, source: SisIdSource
+                    ) -> dict[int, str | None] | None:
+    """The section SIS ids to store: None (Canvas's own) without a UDW; else both sources compared, the
+    differences logged, and `source`'s values returned."""
+    canvas = {section_id: sis for section_id, (_, sis) in raw.sections.items()}
+    if none_readable(canvas):
+        logger.warning("Canvas returned no SIS id for any of the %d section(s); if sections do have SIS ids, "
+                       "the CANVAS_TOKEN user lacks the read_sis permission (Canvas answers null then)",
+                       len(canvas))
+    if udw is None:
+        logger.info("no UDW configured: section SIS ids come from Canvas (Section.sisId); SECTION_SIS_IDS_FROM "
+                    "applies only with a UDW, and no UNIZIN_DATA_WAREHOUSE status is recorded")
+        return None
+    warehouse = udw.section_sis_ids(canvas)
+    logger.info("%s", comparison_summary(compare_section_sis_ids(canvas, warehouse), source))
+    return chosen_sis_ids(canvas, warehouse, source)

@@ -8,11 +8,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from vocab import TransformError
+
+if TYPE_CHECKING:                     # collect builds its records with this module's helpers
+    from course_inventory.collect import RawInventory
 
 # Column contracts: DataFrame columns equal warehouse columns, in this order.
 TERM_COLUMNS = ["canvas_id", "name", "sis_id", "start_at", "end_at"]
@@ -224,3 +227,32 @@ def warehouse_time(value: Any) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def build_frames(raw: RawInventory, section_sis_ids: Mapping[int, str | None] | None = None
+                 ) -> dict[str, pd.DataFrame]:
+    """Every table's rows from the raw Canvas data; `section_sis_ids` replaces Canvas's section SIS ids when
+    given (collect.section_sis_ids). Fails before loading if a row would point at a parent not collected."""
+    frames = {
+        "term": terms_to_df(raw.terms),
+        "account": accounts_to_df(raw.accounts),
+        "course": courses_to_df(raw.courses, raw.published_at),
+        "course_section": sections_to_df(raw.sections, section_sis_ids),
+        "enrollment": enrollments_to_df(raw.enrollments),
+        "canvas_course_usage": usage_to_df(raw.usage_rows),
+    }
+    _check_references(frames)
+    return frames
+
+
+_REFERENCES = [("course", "account_id", "account"), ("course", "term_id", "term"),
+               ("enrollment", "course_id", "course"), ("enrollment", "course_section_id", "course_section"),
+               ("canvas_course_usage", "course_id", "course")]
+
+
+def _check_references(frames: Mapping[str, pd.DataFrame]) -> None:
+    for child, column, parent in _REFERENCES:
+        missing = set(frames[child][column].dropna()) - set(frames[parent]["canvas_id"])
+        if missing:
+            raise TransformError(f"{child}.{column} refers to {len(missing)} {parent} id(s) not "
+                                 f"collected, e.g. {sorted(missing)[:5]}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -75,3 +76,13 @@ def connect_dedicated(db_params: Mapping[str, Any], *, read_timeout: float | Non
     return pymysql.connect(host=db_params.get("host") or "127.0.0.1", port=int(db_params.get("port") or 3306),
                            user=db_params.get("user") or None, password=db_params.get("password") or "",
                            database=db_params["dbname"], charset="utf8mb4", autocommit=autocommit, **args)
+
+
+@contextmanager
+def inventory_engine(db_params: Mapping[str, Any]) -> Iterator[sa.Engine]:
+    """An engine on the inventory database for the length of a `with` (a job's own, when the runner gave none)."""
+    engine = create_inventory_engine(db_params)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -13,24 +13,26 @@ from typing import Any, TextIO
 import environ
 from log_setup import Redactor
 from runner import probes
-from vocab import ConfigError, EtlError
+from vocab import ConfigError, EtlError, ValidJobName
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED = 0, 2
 # The sources each job reads, in the order they are probed; a source shared by jobs is probed once.
-SOURCES_BY_JOB: Mapping[str, Sequence[str]] = {
-    "COURSE_INVENTORY": ("gateway token", "Canvas token", "UDW"),
-    "MIVIDEO": ("Kaltura session", "BigQuery credentials"),
-    "CANVAS_ZOOM_MEETINGS": ("Canvas token", "Zoom base URL"),
+SOURCES_BY_JOB: Mapping[ValidJobName, Sequence[str]] = {
+    ValidJobName.COURSE_INVENTORY: ("gateway token", "Canvas token", "UDW"),
+    ValidJobName.MIVIDEO: ("Kaltura session", "BigQuery credentials"),
+    ValidJobName.CANVAS_ZOOM_MEETINGS: ("Canvas token", "Zoom base URL"),
 }
 
 
 def sources_for(jobs: Sequence[str]) -> list[str]:
-    """Every source the jobs read, each once, in job order (pure)."""
+    """Every source the jobs (by name; a job that is not built in reads none we know) read, each once, in job
+    order (pure)."""
     ordered: list[str] = []
     for job in jobs:
-        ordered += [source for source in SOURCES_BY_JOB.get(job, ()) if source not in ordered]
+        known = ValidJobName.__members__.get(job)
+        ordered += [source for source in SOURCES_BY_JOB.get(known, ()) if source not in ordered]
     return ordered
 
 

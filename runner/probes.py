@@ -20,11 +20,11 @@ from clients.http import HttpClient, Timeouts
 from clients.kaltura import KalturaMediaClient
 from clients.retry import RetryPolicy
 from clients.udw import UdwClient
-from clients.zoom_lti import ZoomSettings
 from db.engine import create_inventory_engine
 from db.schema_migrations import pending_migrations
 from mivideo import queries
-from mivideo.mivideo_extract import MivideoSettings
+from mivideo.settings import settings_from_env
+from source_settings import canvas_settings, zoom_settings
 from vocab import ConfigError, FatalSourceError
 
 ONCE = RetryPolicy(max_attempts=1, budget_seconds=0)     # a probe asks once: its answer is the finding
@@ -51,7 +51,7 @@ def inventory_database(env: Mapping[str, Any]) -> str:
 
 
 def _canvas_settings(env: Mapping[str, Any]) -> CanvasSettings:
-    return CanvasSettings.from_env(env, timeouts=TIMEOUTS)
+    return canvas_settings(env, timeouts=TIMEOUTS)
 
 
 def gateway_token(env: Mapping[str, Any]) -> str:
@@ -82,7 +82,7 @@ def udw(env: Mapping[str, Any]) -> str:
 
 
 def kaltura_session(env: Mapping[str, Any], config_dir: Path) -> str:
-    settings = MivideoSettings.from_env(env, config_dir)
+    settings = settings_from_env(env, config_dir)
     kaltura = replace(settings.kaltura, policy=ONCE, request_timeout_s=int(TIMEOUTS.read))
     client = KalturaMediaClient(kaltura)
     page = client.list_media_page(created_from=int(datetime.now(UTC).timestamp()),
@@ -92,7 +92,7 @@ def kaltura_session(env: Mapping[str, Any], config_dir: Path) -> str:
 
 
 def bigquery_dry_run(env: Mapping[str, Any], config_dir: Path) -> str:
-    settings = MivideoSettings.from_env(env, config_dir)
+    settings = settings_from_env(env, config_dir)
     client = create_bigquery_client(settings.bigquery)
     try:
         config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False, query_parameters=[
@@ -105,7 +105,7 @@ def bigquery_dry_run(env: Mapping[str, Any], config_dir: Path) -> str:
 
 
 def zoom_base_url(env: Mapping[str, Any]) -> str:
-    settings = ZoomSettings.from_env(env)
+    settings = zoom_settings(env)
     http = HttpClient("zoom", policy=ONCE, timeouts=TIMEOUTS)
     try:
         response = http.request("GET", settings.base_url, kind="preflight")

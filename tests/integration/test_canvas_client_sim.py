@@ -19,6 +19,7 @@ import pytest
 from clients.canvas import CanvasClient, CanvasSettings, connection_page
 from clients.http import Timeouts
 from clients.retry import RetryPolicy
+from environ import with_defaults
 from sandbox.faults import FaultOptions
 from sandbox.generator import generate_university
 from sandbox.httpapp import App, Request, Response, json_response
@@ -26,6 +27,7 @@ from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.runner import Sandbox, SandboxOptions
 from sandbox.throttle import ThrottleOptions
 from sandbox.university import University
+from source_settings import canvas_settings
 from vocab import FatalSourceError
 
 pytestmark = pytest.mark.integration
@@ -124,13 +126,13 @@ def client_for(canvas_url: str, gateway_url: str = "", config: Mapping[str, Any]
     env = {
         "MAX_REQ_ATTEMPTS": 3,   # the sandbox lets a request through after 2 faults in a row
         "NUM_ASYNC_WORKERS": CEILING,
-        "CANVAS": {"CANVAS_URL": canvas_url, "CANVAS_TOKEN": TOKEN, "API_BASE_URL": gateway_url,
+        "CANVAS": {"CANVAS_URL": canvas_url, "CANVAS_TOKEN": TOKEN, "CANVAS_TERM_IDS": [1], "API_BASE_URL": gateway_url,
                    "API_SCOPE_PREFIX": "aa/CanvasReadOnly", "API_SUBSCRIPTION_NAME": "canvasreadonly",
                    "API_CLIENT_ID": "sim-client", "API_CLIENT_SECRET": "sim-secret"},
     }
     if config is not None:
         env["CANVAS"] = config["CANVAS"]
-    settings = CanvasSettings.from_env(env, timeouts=Timeouts(connect=2.0, read=0.8))   # < slow fault
+    settings = canvas_settings(with_defaults(env), timeouts=Timeouts(connect=2.0, read=0.8))   # < slow fault
     return CanvasClient(settings, policy=RetryPolicy(max_attempts=3, backoff_initial=0.05, throttle_initial=0.2))
 
 

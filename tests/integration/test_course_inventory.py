@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from clients.canvas import CanvasClient, CanvasSettings
+from clients.canvas import CanvasClient
 from clients.http import Timeouts
 from clients.retry import RetryPolicy
 from course_inventory.inventory import TABLES, run_course_inventory
+from environ import with_defaults
 from sandbox.expected import (
     TABLE_COLUMNS,
     expected_inventory,
@@ -27,6 +28,7 @@ from sandbox.httpserver import ServerOptions
 from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import NO_LAG, UdwLag
 from sandbox.university import University
+from source_settings import canvas_settings
 from tests.conftest import POSTGRES
 from tests.helpers.canvas_sandbox import canvas_sandbox
 from vocab import JobError, ValidDataSourceName
@@ -143,7 +145,7 @@ def test_same_rows_with_faults_and_throttling(university, migrated_engine, migra
     )
     with canvas_sandbox(university, udw_db=None, inventory_db=migrated_db_params, term_ids=terms,
                         options=options, attempts=6) as box:
-        settings = CanvasSettings.from_env(box.env, timeouts=Timeouts(connect=2, read=1.0))
+        settings = canvas_settings(with_defaults(box.env), timeouts=Timeouts(connect=2, read=1.0))
         policy = RetryPolicy(max_attempts=6, backoff_initial=0.01, backoff_max=0.05, throttle_initial=0.05,
                              throttle_max=0.5)
         with CanvasClient(settings, policy=policy) as canvas:
@@ -181,7 +183,7 @@ def test_source_failure_keeps_previous_data(university, migrated_engine, migrate
     broken = ServerOptions(faults=FaultOptions(http500=1.0, max_consecutive=1000))
     with canvas_sandbox(university, udw_db=None, inventory_db=migrated_db_params, term_ids=terms,
                         options=broken, attempts=2) as box:
-        settings = CanvasSettings.from_env(box.env)
+        settings = canvas_settings(with_defaults(box.env))
         with CanvasClient(settings, policy=RetryPolicy(max_attempts=2, budget_seconds=0,
                                                        backoff_initial=0.01)) as canvas:
             with pytest.raises(JobError, match="500"):

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import pytest
 
-from clients.canvas import CanvasClient, CanvasSettings
+from clients.canvas import CanvasClient
 from clients.http import Timeouts
 from clients.retry import RetryPolicy
 from course_inventory.inventory import TABLES, run_course_inventory
+from environ import with_defaults
 from sandbox.expected import TABLE_COLUMNS, expected_inventory, rows_as_sorted_tuples
 from sandbox.faults import FaultOptions
 from sandbox.generator import generate_university
 from sandbox.httpserver import CostModel, ServerOptions
 from sandbox.outages import OutageOptions
 from sandbox.throttle import ThrottleOptions
+from source_settings import canvas_settings
 from tests.helpers.canvas_sandbox import canvas_sandbox
 from tests.integration.test_course_inventory import loaded
 
@@ -47,7 +49,7 @@ def test_outage_faults_throttling_and_shifting_pages_give_the_expected_rows(migr
     with canvas_sandbox(university, udw_db=None, inventory_db=migrated_db_params, term_ids=terms, options=options,
                         roster_churn=0.15) as box:
         box.gateway.share_outages(box.canvas.outages)          # both hosts go down together, mid-run
-        settings = CanvasSettings.from_env(box.env, timeouts=Timeouts(connect=2, read=1.0))
+        settings = canvas_settings(with_defaults(box.env), timeouts=Timeouts(connect=2, read=1.0))
         with CanvasClient(settings, policy=POLICY) as canvas:
             run_course_inventory(box.env, engine=migrated_engine, canvas=canvas)
             stats = canvas.stats.snapshot()

@@ -19,11 +19,12 @@ import pytest
 import sqlalchemy as sa
 
 from clients import zoom_pages
-from clients.canvas import CanvasClient, CanvasSettings
+from clients.canvas import CanvasClient
 from clients.http import Timeouts
 from clients.retry import RetryPolicy
-from clients.zoom_lti import ZoomLtiClient, ZoomSettings
-from online_meetings import parse
+from clients.zoom_lti import ZoomLtiClient
+from environ import with_defaults
+from online_meetings import transform as parse
 from online_meetings.canvas_zoom_meetings import main
 from sandbox.canvas_rest import CanvasOptions, CanvasRest, build_canvas_app
 from sandbox.faults import FaultOptions
@@ -35,6 +36,7 @@ from sandbox.throttle import ThrottleOptions
 from sandbox.university import University
 from sandbox.zoom_data import ExpectedZoom, ZoomData, expected_zoom_output
 from sandbox.zoom_sim import HISTORY_PATH, LAUNCH_PATH, ZoomLti, ZoomSimOptions
+from source_settings import canvas_settings, zoom_settings
 from vocab import JobError, ValidDataSourceName
 
 TOKEN = "canvas-zoom-test-token"
@@ -178,8 +180,8 @@ def test_same_rows_with_faults_and_throttling(university, scenario, migrated_eng
     with world(university, scenario, migrated_db_params, options=options, zoom_options=zoom_options, attempts=6,
                single_use_verifier=True) as w:
         timeouts = Timeouts(connect=2, read=1.0)
-        with CanvasClient(CanvasSettings.from_env(w.env, timeouts=timeouts), policy=FAST_RETRIES) as canvas:
-            zoom = ZoomLtiClient(ZoomSettings.from_env(w.env, timeouts=timeouts),
+        with CanvasClient(canvas_settings(with_defaults(w.env), timeouts=timeouts), policy=FAST_RETRIES) as canvas:
+            zoom = ZoomLtiClient(zoom_settings(with_defaults(w.env), timeouts=timeouts),
                                  policy=replace(FAST_RETRIES, max_attempts=10))
             main(w.env, engine=migrated_engine, canvas=canvas, zoom=zoom, data_dir=tmp_path)
         zoom_faults = sum(w.zoom_server.stats.snapshot()["faults"].values())
@@ -206,8 +208,8 @@ def test_outage_faults_and_throttling_give_the_expected_rows(university, scenari
     with world(university, scenario, migrated_db_params, options=options, zoom_options=zoom_options) as w:
         w.zoom_server.share_outages(w.canvas_server.outages)
         timeouts = Timeouts(connect=2, read=1.0)
-        with CanvasClient(CanvasSettings.from_env(w.env, timeouts=timeouts), policy=policy) as canvas:
-            zoom = ZoomLtiClient(ZoomSettings.from_env(w.env, timeouts=timeouts), policy=policy)
+        with CanvasClient(canvas_settings(with_defaults(w.env), timeouts=timeouts), policy=policy) as canvas:
+            zoom = ZoomLtiClient(zoom_settings(with_defaults(w.env), timeouts=timeouts), policy=policy)
             main(w.env, engine=migrated_engine, canvas=canvas, zoom=zoom, data_dir=tmp_path)
         canvas_stats, zoom_stats = w.canvas_server.stats.snapshot(), w.zoom_server.stats.snapshot()
     assert_output(migrated_engine, tmp_path, w.expected(university, scenario))
@@ -233,7 +235,7 @@ def test_a_lost_launch_answer_is_relaunched_not_replayed(university, scenario, m
 
     with world(university, scenario, migrated_db_params, single_use_verifier=True, zoom_app=stalling_app) as w:
         course_id = max({r["course_id"] for r in w.expected(university, scenario).meetings})
-        settings = CanvasSettings.from_env(w.env)
+        settings = canvas_settings(with_defaults(w.env))
         urls: list[str] = []
         with CanvasClient(settings) as canvas:
             tab = next(t for t in canvas.get(f"courses/{course_id}/tabs") if t["label"] == "Zoom")
@@ -242,7 +244,7 @@ def test_a_lost_launch_answer_is_relaunched_not_replayed(university, scenario, m
                 urls.append(zoom_pages.launch_url(canvas.get(tab["url"])))
                 return urls[-1]
 
-            zoom = ZoomLtiClient(ZoomSettings.from_env(w.env, timeouts=Timeouts(connect=2, read=0.5)),
+            zoom = ZoomLtiClient(zoom_settings(with_defaults(w.env), timeouts=Timeouts(connect=2, read=0.5)),
                                  policy=FAST_RETRIES)
             meetings = zoom.previous_meetings(new_url).meetings
         assert len(urls) == 2 and w.zoom.launches == 2 and zoom.stats.snapshot().retries == 1
@@ -321,7 +323,7 @@ def test_a_course_whose_launch_keeps_failing_keeps_its_previous_meetings(univers
         return app
 
     with world(university, scenario, migrated_db_params, zoom_app=failing_for_victim) as w:
-        zoom = ZoomLtiClient(ZoomSettings.from_env(w.env), policy=replace(FAST_RETRIES, budget_seconds=1.0))
+        zoom = ZoomLtiClient(zoom_settings(with_defaults(w.env)), policy=replace(FAST_RETRIES, budget_seconds=1.0))
         main(w.env, engine=migrated_engine, zoom=zoom, data_dir=tmp_path)
     stored = table_rows(migrated_engine, "zoom_course_meeting", MEETING_COLUMNS)
     after = [r for r in stored if r["course_id"] == victim]
@@ -354,7 +356,7 @@ def test_canvas_failure_fails_the_job_and_keeps_previous_data(university, scenar
         expected = w.expected(university, scenario)
     broken = ServerOptions(faults=FaultOptions(http500=1.0, max_consecutive=1000))
     with world(university, scenario, migrated_db_params, options=broken, attempts=2) as w:
-        with CanvasClient(CanvasSettings.from_env(w.env),
+        with CanvasClient(canvas_settings(with_defaults(w.env)),
                           policy=RetryPolicy(max_attempts=2, budget_seconds=0, backoff_initial=0.01)) as canvas:
             with pytest.raises(JobError, match="500"):
                 main(w.env, engine=migrated_engine, canvas=canvas, data_dir=tmp_path)

@@ -13,7 +13,9 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
+import environ
 from clients.canvas import CanvasClient, CanvasSettings, connection_page, graphql_result
+from source_settings import canvas_settings
 from vocab import ConfigError, FatalSourceError, SourceFormatError
 
 CANVAS_URL = "https://canvas.test"
@@ -22,6 +24,7 @@ TOKEN_URL = f"{GATEWAY_URL}/aa/oauth2/token"
 CANVAS_TOKEN = "canvas-SECRET-token"
 CLIENT_SECRET = "gw-SECRET-secret"
 
+INVENTORY_DB = {"host": "db.test", "port": 3306, "dbname": "inventory", "user": "u", "password": ""}
 ENV = {
     "MAX_REQ_ATTEMPTS": 2,
     "NUM_ASYNC_WORKERS": 4,
@@ -64,7 +67,7 @@ class FakeServer:
 
 def make_client(handler, clock: Callable[[], float] | None = None) -> tuple[CanvasClient, FakeServer]:
     server = FakeServer(handler)
-    client = CanvasClient(CanvasSettings.from_env(ENV), session=server, sleep=lambda _: None,
+    client = CanvasClient(canvas_settings(environ.with_defaults(ENV)), session=server, sleep=lambda _: None,
                           clock=clock or (lambda: 0.0), rng=random.Random(3))
     return client, server
 
@@ -75,22 +78,23 @@ def token_answer(token: str = "gw-token-1", expires_in: int = 3600) -> requests.
 
 # ---- settings ----
 def test_settings_from_env_and_secrets_hidden_from_repr():
-    settings = CanvasSettings.from_env(ENV)
+    settings = canvas_settings(environ.with_defaults(ENV))
     assert settings.api_base_url == GATEWAY_URL and settings.term_ids == (7, 8)
-    assert settings.max_attempts == 2 and settings.num_workers == 4 and settings.gateway_configured
+    assert settings.policy.max_attempts == 2 and settings.num_workers == 4 and settings.gateway_configured
     assert CANVAS_TOKEN not in repr(settings) and CLIENT_SECRET not in repr(settings)
     assert "gw-client" not in repr(settings)
 
 
 def test_settings_defaults_and_errors_name_keys_not_values():
-    minimal = {"CANVAS": {"CANVAS_URL": CANVAS_URL, "CANVAS_TOKEN": CANVAS_TOKEN}}
-    settings = CanvasSettings.from_env(minimal)
-    assert (settings.max_attempts, settings.num_workers, settings.account_id) == (3, 8, 1)
+    minimal = {"CANVAS": {"CANVAS_URL": CANVAS_URL, "CANVAS_TOKEN": CANVAS_TOKEN, "CANVAS_TERM_IDS": [7]}}
+    settings = canvas_settings(environ.with_defaults(minimal))     # the schema's defaults, as a run gets them
+    assert (settings.policy.max_attempts, settings.num_workers, settings.account_id) == (3, 8, 1)
     assert not settings.gateway_configured
-    bad = {"NUM_ASYNC_WORKERS": 0, "CANVAS": {"CANVAS_URL": CANVAS_URL, "CANVAS_TOKEN": "",
+    bad = {"JOB_NAMES": ["COURSE_INVENTORY"], "INVENTORY_DB": INVENTORY_DB,
+           "NUM_ASYNC_WORKERS": 0, "CANVAS": {"CANVAS_URL": CANVAS_URL, "CANVAS_TOKEN": "",
                                               "CANVAS_TERM_IDS": ["x"], "API_CLIENT_SECRET": 42}}
-    with pytest.raises(ConfigError) as info:
-        CanvasSettings.from_env(bad)
+    with pytest.raises(ConfigError) as info:                       # the schema names keys, never values
+        environ.validated(bad)
     text = str(info.value)
     assert "CANVAS_TOKEN" in text and "CANVAS_TERM_IDS" in text and "NUM_ASYNC_WORKERS" in text
     assert "42" not in text

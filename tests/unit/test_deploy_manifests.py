@@ -15,7 +15,7 @@ import yaml
 
 import environ
 from db.schema_migrations import MIGRATION_LOCK_WAIT_S
-from mivideo.mivideo_extract import MivideoSettings
+from mivideo.settings import settings_from_env
 from vocab import ConfigError, ValidJobName
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,7 +158,7 @@ def test_configmap_and_secrets_make_a_valid_configuration(tmp_path: Path) -> Non
     stored = by_kind("Secret", "course-inventory-secrets")["stringData"]
     assert env["CANVAS"]["CANVAS_TOKEN"] == stored["CANVAS__CANVAS_TOKEN"]
     assert env["INVENTORY_DB"]["password"] == stored["INVENTORY_DB__password"]
-    assert MivideoSettings.from_env(env, config_dir).bigquery.key_file.is_file()
+    assert settings_from_env(env, config_dir).bigquery.key_file.is_file()
 
 
 def test_the_configmap_holds_no_secret(tmp_path: Path) -> None:

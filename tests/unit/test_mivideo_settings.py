@@ -10,9 +10,11 @@ import requests
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 
+import environ
 from clients.bigquery import BigQuerySettings, _parameter, _source_error, create_bigquery_client
 from mivideo import queries
-from mivideo.mivideo_extract import MivideoSettings, _run_procedures
+from mivideo.mivideo_extract import _run_procedures
+from mivideo.settings import settings_from_env
 from vocab import (
     ConfigError,
     DataSourceStatus,
@@ -29,11 +31,12 @@ SECRET = "kaltura-admin-secret"
 def env(**mivideo: object) -> dict:
     section = {"udp_service_account_json_filename": "sa.json", "kaltura_partner_id": 7, "kaltura_user_secret": SECRET}
     section.update(mivideo)
-    return {"MAX_REQ_ATTEMPTS": 4, "MIVIDEO": section}
+    return {"JOB_NAMES": ["MIVIDEO"], "MAX_REQ_ATTEMPTS": 4, "MIVIDEO": section,
+            "INVENTORY_DB": {"host": "db.test", "port": 3306, "dbname": "inventory", "user": "u", "password": ""}}
 
 
 def test_settings_from_a_minimal_section_use_the_documented_defaults(tmp_path: Path) -> None:
-    settings = MivideoSettings.from_env(env(), tmp_path)
+    settings = settings_from_env(environ.validated(env()), tmp_path)
     assert settings.default_last_timestamp == datetime(2020, 3, 1, tzinfo=UTC)
     assert settings.bigquery.key_file == tmp_path / "sa.json" and settings.bigquery.api_endpoint == ""
     assert settings.kaltura.service_url == "https://www.kaltura.com" and settings.kaltura.policy.max_attempts == 4
@@ -42,7 +45,7 @@ def test_settings_from_a_minimal_section_use_the_documented_defaults(tmp_path: P
 
 
 def test_default_timestamp_is_converted_to_utc(tmp_path: Path) -> None:
-    settings = MivideoSettings.from_env(env(default_last_timestamp="2020-03-01T00:00:00-05:00"), tmp_path)
+    settings = settings_from_env(environ.validated(env(default_last_timestamp="2020-03-01T00:00:00-05:00")), tmp_path)
     assert settings.default_last_timestamp == datetime(2020, 3, 1, 5, tzinfo=UTC)
 
 
@@ -52,8 +55,8 @@ def test_invalid_settings_name_the_problem_not_the_values(tmp_path: Path, bad: d
     config = env(**bad)
     if bad.get("kaltura_user_secret", "") is None:
         del config["MIVIDEO"]["kaltura_user_secret"]
-    with pytest.raises(ConfigError) as error:
-        MivideoSettings.from_env(config, tmp_path)
+    with pytest.raises(ConfigError) as error:                      # the schema names keys, never values
+        environ.validated(config)
     assert SECRET not in str(error.value) and "DROP" not in str(error.value)
 
 

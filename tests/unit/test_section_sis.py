@@ -103,7 +103,7 @@ def raw_with(sections):
 
 
 def test_job_wiring_without_a_udw_keeps_canvas_ids_and_says_so(caplog):
-    from course_inventory.inventory import section_sis_ids
+    from course_inventory.collect import section_sis_ids
 
     with caplog.at_level("INFO", logger="course_inventory"):
         assert section_sis_ids(raw_with(CANVAS), None, SisIdSource.UDW) is None
@@ -112,7 +112,7 @@ def test_job_wiring_without_a_udw_keeps_canvas_ids_and_says_so(caplog):
 
 @pytest.mark.parametrize("source", list(SisIdSource))
 def test_job_wiring_with_a_udw_compares_logs_and_returns_the_winner(caplog, source):
-    from course_inventory.inventory import section_sis_ids
+    from course_inventory.collect import section_sis_ids
 
     udw = FakeUdw(WAREHOUSE)
     with caplog.at_level("INFO", logger="course_inventory"):
@@ -123,7 +123,7 @@ def test_job_wiring_with_a_udw_compares_logs_and_returns_the_winner(caplog, sour
 
 
 def test_job_warns_when_canvas_shows_no_sis_id_at_all(caplog):
-    from course_inventory.inventory import section_sis_ids
+    from course_inventory.collect import section_sis_ids
 
     with caplog.at_level("INFO", logger="course_inventory"):
         section_sis_ids(raw_with({1: None, 2: None}), FakeUdw({1: "A", 2: "B"}), SisIdSource.UDW)

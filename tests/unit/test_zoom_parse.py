@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from clients import zoom_pages
-from online_meetings import parse
-from online_meetings.canvas_zoom_meetings import build_frames, check_launches
-from online_meetings.zoom_fetch import ZoomCollection
+from online_meetings import transform as parse
+from online_meetings.collect import ZoomCollection
+from online_meetings.transform import build_frames, check_launches
 from sandbox.canvas_rest import CanvasOptions, launch_form_html, oauth_signature
 from sandbox.university import Course, Tab
 from sandbox.zoom_sim import LAYOUTS, LtiSession

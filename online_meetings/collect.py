@@ -1,4 +1,5 @@
-"""Gather CANVAS_ZOOM_MEETINGS' raw data as one pipeline over the shared Canvas client and the Zoom client.
+"""CANVAS_ZOOM_MEETINGS' collect step: its raw data as one pipeline over the shared Canvas client and the Zoom
+client, and the stored meetings of courses whose launch failed.
 
 Each page of published courses immediately schedules those courses' tab requests, and each Zoom placement
 found schedules its launch and history pages, so no phase waits for an unrelated one. The extra courses
@@ -18,12 +19,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from clients.canvas import CanvasClient
 from clients.progress import Progress
 from clients.tasks import TaskGroup
 from clients.zoom_lti import ZoomLtiClient
 from clients.zoom_pages import NoLaunch, launch_url
-from online_meetings import parse
+from db.snapshot_rows import stored_rows
+from online_meetings import transform
 from vocab import FatalSourceError, SourceError, SourceFormatError
 
 logger = logging.getLogger(__name__)
@@ -137,7 +141,7 @@ class _Collector:
     def course_tabs(self, course: dict[str, Any]) -> None:
         course_id = course["id"]
         tabs = self.canvas.get_unless_missing(f"courses/{course_id}/tabs", kind="tabs")
-        placements = parse.zoom_placements(tabs) if tabs is not None else []
+        placements = transform.zoom_placements(tabs) if tabs is not None else []
         if tabs is None:
             logger.warning("course %d disappeared before its tabs were read (404); skipped", course_id)
         with self._lock:
@@ -201,3 +205,12 @@ def collect_zoom_meetings(canvas: CanvasClient, zoom: ZoomLtiClient, account_id:
         collector.start(term_ids)
         tasks.wait()
     return collector.result
+
+
+def stored_meetings(engine: sa.Engine, course_ids: frozenset[int]) -> dict[int, list[dict[str, Any]]]:
+    """The meeting rows loaded by an earlier run for these courses, by course, in their stored order."""
+    columns = [c for c in transform.ZOOM_MEETING_COLUMNS if c != "id"]
+    by_course: dict[int, list[dict[str, Any]]] = {}
+    for row in stored_rows(engine, "zoom_course_meeting", columns, "course_id", course_ids):
+        by_course.setdefault(int(row["course_id"]), []).append(row)
+    return by_course

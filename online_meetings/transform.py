@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from vocab import SourceFormatError, TransformError
+from vocab import JobError, SourceFormatError, TransformError
+
+if TYPE_CHECKING:                     # collect finds the placements with this module's zoom_placements
+    from online_meetings.collect import ZoomCollection
 
 ZOOM = "zoom"
 ZOOM_TAB_LABEL = "Zoom"
+# More failed launches than this share means Zoom or Canvas changed their pages: keep the previous data.
+MAX_FAILED_LAUNCH_SHARE = 0.5
 ZOOM_COURSE_COLUMNS = ["id", "account_id", "course_id", "course_name"]
 ZOOM_MEETING_COLUMNS = ["id", "course_id", "meeting_id", "meeting_number", "host_id", "topic", "join_url",
                         "start_time", "status", "timezone"]
@@ -96,3 +101,22 @@ def zoom_meetings_df(rows_by_course: Mapping[int, Sequence[Mapping[str, Any]]]) 
     """Per-course meeting rows -> zoom_course_meeting, by course id then Zoom's order; `id` = running number."""
     ordered = [row for course_id in sorted(rows_by_course) for row in rows_by_course[course_id]]
     return _numbered(ordered, ZOOM_MEETING_COLUMNS)
+
+
+def check_launches(collection: ZoomCollection, max_failed_share: float = MAX_FAILED_LAUNCH_SHARE) -> None:
+    """Refuse to replace good data when most launches failed: that is a broken flow, not missing meetings."""
+    failures = collection.failed_launches + collection.skipped_launches
+    if collection.placements and len(failures) / collection.placements > max_failed_share:
+        raise JobError(f"{len(failures)} of {collection.placements} Zoom launches failed or found no Zoom page "
+                       f"(first: {failures[0][1]})")
+
+
+def build_frames(collection: ZoomCollection,
+                 previous_meetings: Mapping[int, list[dict[str, Any]]]) -> dict[str, pd.DataFrame]:
+    """Both tables' rows from the collected data, and the stored meetings of courses whose launch failed."""
+    meetings = {course_id: meeting_rows(course_id, items)
+                for course_id, items in collection.meetings_by_course().items()}
+    for course_id in collection.failed_course_ids & set(collection.zoom_courses):
+        meetings[course_id] = list(previous_meetings.get(course_id, []))
+    return {"zoom_course": zoom_courses_df(collection.zoom_courses.values()),
+            "zoom_course_meeting": zoom_meetings_df(meetings)}
