@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -58,27 +58,31 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-# The job being run. Jobs run one after another in one process, so this is a process-wide fact, read by records
-# of every thread: a contextvar would not reach the threads of a pool or of a client library (BigQuery's).
-_job_lock = threading.Lock()
-_current_job: str | None = None
+class _RunningJob:
+    """The job being run. Jobs run one after another in one process, so this is a process-wide fact, read by
+    records of every thread: a contextvar would not reach the threads of a pool or of a client library's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.name: str | None = None
+
+    @contextmanager
+    def running(self, name: str) -> Iterator[None]:
+        with self._lock:
+            previous, self.name = self.name, name
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.name = previous
 
 
-def current_job() -> str | None:
-    return _current_job
+_RUNNING = _RunningJob()
 
 
-@contextmanager
-def job_context(name: str) -> Iterator[None]:
+def job_context(name: str) -> AbstractContextManager[None]:
     """Records made while inside carry `job=name`, from whichever thread makes them."""
-    global _current_job
-    with _job_lock:
-        previous, _current_job = _current_job, name
-    try:
-        yield
-    finally:
-        with _job_lock:
-            _current_job = previous
+    return _RUNNING.running(name)
 
 
 class JobNameFilter(logging.Filter):
@@ -86,7 +90,7 @@ class JobNameFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "job", None) is None:
-            record.job = _current_job
+            record.job = _RUNNING.name
         return True
 
 

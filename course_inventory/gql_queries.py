@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 ENROLLMENT_PAGE_SIZE = 100        # Canvas's maximum page size
-# Aliases per request, Canvas's limit (20): each request's fixed cost is shared by twice as many courses as at 10.
-# bench/ medium: GraphQL requests 358 -> 255, charged cost -4.2 s on either day, refusals and utilisation within
-# noise (a bigger request holds its up-front reservation longer, but reservation-seconds are the up-front cost times
-# the server time, which one request for 20 courses spends no more of than two for 10 each).
+# Aliases per request, Canvas's limit (20): each request's fixed cost is shared by twice as many courses as at 10
+# (a bigger request holds its up-front reservation longer, but one request for 20 courses spends no more server time
+# than two for 10 each). Measured in README "Benchmarks".
 COURSES_PER_REQUEST = 20
 
 _ENROLLMENT_FIELDS = """

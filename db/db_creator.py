@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 import sqlalchemy as sa
 
 from db.engine import create_inventory_engine
+from db.loader import table_counts
 from db.schema_migrations import YOYO_TABLES, apply_migrations
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,7 @@ class DBCreator:
 
     def count_rows(self) -> dict[str, int]:
         """Rows per application table: what drop_records() would delete."""
-        with self.engine.connect() as conn:
-            return {name: conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{name}`").scalar() or 0
-                    for name in self.get_table_names()}
+        return table_counts(self.engine, self.get_table_names())
 
     def migrate(self) -> DBCreator:
         apply_migrations(self.db_params)

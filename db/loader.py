@@ -243,5 +243,6 @@ def max_value(engine: sa.Engine, table: str, column: str) -> Any:
 
 
 def table_counts(engine: sa.Engine, tables: Sequence[str]) -> dict[str, int]:
+    """Rows per table."""
     with engine.connect() as conn:
         return {t: conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{t}`").scalar() or 0 for t in tables}

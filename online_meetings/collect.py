@@ -83,11 +83,15 @@ class _Collector:
                 raise SourceFormatError(f"course list of term {term_id} is not a JSON list", source="canvas")
             for course in page:
                 self._add_course(course)
-        with self._lock:
-            self._listings_left -= 1
-            last = self._listings_left == 0
-        if last:
+        if self._counted_down("_listings_left"):
             self._schedule_added_courses()
+
+    def _counted_down(self, counter: str) -> bool:
+        """One fewer of `counter` (a countdown attribute) left; True for the thread that took it to zero."""
+        with self._lock:
+            left = getattr(self, counter) - 1
+            setattr(self, counter, left)
+        return left == 0
 
     def _schedule_added_courses(self) -> None:
         with self._lock:
@@ -107,10 +111,7 @@ class _Collector:
             logger.warning("extra course %d not found in Canvas (404); skipped", course_id)
         else:
             self._add_course(course)
-        with self._lock:
-            self._added_left -= 1
-            last = self._added_left == 0
-        if last:
+        if self._counted_down("_added_left"):
             self._courses_listed()
 
     def _courses_listed(self) -> None:

@@ -73,7 +73,7 @@ def settle_heap() -> None:
     A job's working set grows for minutes; without this each full collection re-scans all of it plus every
     imported library, pauses of ~100 ms that stall all request threads at once. Parsing JSON allocates fast, so
     the youngest generation is collected every 20,000 allocations instead of 700: most parsed pages are already
-    gone by then, instead of being promoted and re-scanned (bench/, large: GC 2.3 s -> 0.4 s of a 66 s run).
+    gone by then, instead of being promoted and re-scanned (measured in README "Benchmarks").
     """
     gc.collect()
     gc.freeze()

@@ -24,7 +24,7 @@ from clients.http import Timeouts
 from clients.retry import RetryPolicy
 from clients.zoom_lti import ZoomLtiClient
 from environ import with_defaults
-from online_meetings import transform as parse
+from online_meetings import transform
 from online_meetings.canvas_zoom_meetings import main
 from sandbox.canvas_rest import CanvasOptions, CanvasRest, build_canvas_app
 from sandbox.faults import FaultOptions
@@ -41,8 +41,8 @@ from vocab import JobError, ValidDataSourceName
 
 TOKEN = "canvas-zoom-test-token"
 KEY, SECRET = "zoom-it-key", "zoom-it-secret"
-COURSE_COLUMNS = parse.ZOOM_COURSE_COLUMNS
-MEETING_COLUMNS = parse.ZOOM_MEETING_COLUMNS
+COURSE_COLUMNS = transform.ZOOM_COURSE_COLUMNS
+MEETING_COLUMNS = transform.ZOOM_MEETING_COLUMNS
 FAST_RETRIES = RetryPolicy(max_attempts=6, backoff_initial=0.01, backoff_max=0.05, throttle_initial=0.05,
                            throttle_max=0.5)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from clients import zoom_pages
-from online_meetings import transform as parse
+from online_meetings import transform
 from online_meetings.collect import ZoomCollection
 from online_meetings.transform import build_frames, check_launches
 from sandbox.canvas_rest import CanvasOptions, launch_form_html, oauth_signature
@@ -29,10 +29,10 @@ def test_zoom_placements_are_visible_tabs_labelled_exactly_zoom():
         {"id": "context_external_tool_5", "label": "Zoom Meetings", "type": "external", "url": "https://c/e"},
         {"id": "context_external_tool_6", "label": "Zoom", "type": "external"},
     ]
-    assert [t["url"] for t in parse.zoom_placements(tabs)] == ["https://c/a", "https://c/c"]
-    assert parse.zoom_placements([]) == []
+    assert [t["url"] for t in transform.zoom_placements(tabs)] == ["https://c/a", "https://c/c"]
+    assert transform.zoom_placements([]) == []
     with pytest.raises(SourceFormatError):
-        parse.zoom_placements({"errors": []})
+        transform.zoom_placements({"errors": []})
 
 
 def test_launch_url_from_sessionless_launch():
@@ -162,19 +162,19 @@ def test_meeting_rows_keep_text_exactly_and_count_a_meeting_once():
         {"meetingId": "kFz1/x+3==", "topic": "duplicate from a second placement"},
         {"meetingId": "KFZ1/X+3==", "meetingNumber": "935 1234 5678", "topic": "  "},
     ]
-    rows = parse.meeting_rows(7, items)
+    rows = transform.meeting_rows(7, items)
     assert [r["meeting_id"] for r in rows] == ["kFz1/x+3==", "KFZ1/X+3=="]
     assert rows[0]["topic"] == 'Ünï "q" \'s\' 📚' and rows[0]["meeting_number"] == 93512345678
     assert rows[1]["meeting_number"] == 93512345678 and rows[1]["topic"] is None and rows[1]["host_id"] is None
-    assert set(rows[0]) == set(parse.ZOOM_MEETING_COLUMNS) - {"id"}
+    assert set(rows[0]) == set(transform.ZOOM_MEETING_COLUMNS) - {"id"}
     with pytest.raises(TransformError, match="course 7"):
-        parse.meeting_rows(7, [{"topic": "no id"}])
+        transform.meeting_rows(7, [{"topic": "no id"}])
 
 
 @pytest.mark.parametrize(("value", "number"), [(123, 123), ("93512345678", 93512345678), ("935-1234-5678", 93512345678),
                                                ("n/a", None), (None, None), (True, None), ("", None)])
 def test_meeting_number(value, number):
-    assert parse.meeting_number(value) == number
+    assert transform.meeting_number(value) == number
 
 
 # ---- output tables and the job's pure steps ----
@@ -183,25 +183,25 @@ def course(course_id: int, account_id: int = 3, name: str = "C") -> dict:
 
 
 def test_zoom_courses_df_numbers_rows_by_course_id():
-    df = parse.zoom_courses_df([course(30, name="日本語 102 — 初級会話"), course(10), course(30, name="dup")])
-    assert list(df.columns) == parse.ZOOM_COURSE_COLUMNS
+    df = transform.zoom_courses_df([course(30, name="日本語 102 — 初級会話"), course(10), course(30, name="dup")])
+    assert list(df.columns) == transform.ZOOM_COURSE_COLUMNS
     assert df.to_dict("records") == [
         {"id": 1, "account_id": 3, "course_id": 10, "course_name": "C"},
         {"id": 2, "account_id": 3, "course_id": 30, "course_name": "日本語 102 — 初級会話"}]
-    assert list(parse.zoom_courses_df([]).columns) == parse.ZOOM_COURSE_COLUMNS
+    assert list(transform.zoom_courses_df([]).columns) == transform.ZOOM_COURSE_COLUMNS
     with pytest.raises(TransformError):
-        parse.zoom_courses_df([{"id": 1}])
+        transform.zoom_courses_df([{"id": 1}])
 
 
 def test_zoom_meetings_df_orders_by_course_then_zoom_order():
-    rows = {20: parse.meeting_rows(20, [{"meetingId": "b"}, {"meetingId": "a"}]),
-            10: parse.meeting_rows(10, [{"meetingId": "z", "meetingNumber": "x"}])}
-    df = parse.zoom_meetings_df(rows)
-    assert list(df.columns) == parse.ZOOM_MEETING_COLUMNS
+    rows = {20: transform.meeting_rows(20, [{"meetingId": "b"}, {"meetingId": "a"}]),
+            10: transform.meeting_rows(10, [{"meetingId": "z", "meetingNumber": "x"}])}
+    df = transform.zoom_meetings_df(rows)
+    assert list(df.columns) == transform.ZOOM_MEETING_COLUMNS
     assert list(zip(df["id"], df["course_id"], df["meeting_id"], strict=True)) == [(1, 10, "z"), (2, 20, "b"),
                                                                                    (3, 20, "a")]
     assert str(df["meeting_number"].dtype) == "Int64" and df["meeting_number"].isna().all()
-    assert parse.zoom_meetings_df({}).empty
+    assert transform.zoom_meetings_df({}).empty
 
 
 def test_build_frames_merges_placements_in_order_and_counts_each_meeting_once():
