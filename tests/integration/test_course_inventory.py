@@ -14,6 +14,7 @@ from clients.canvas import CanvasClient, CanvasSettings
 from clients.http import Timeouts
 from clients.retry import RetryPolicy
 from course_inventory.inventory import TABLES, run_course_inventory
+from sandbox.databases import POSTGRES
 from sandbox.expected import (
     TABLE_COLUMNS,
     expected_inventory,
@@ -27,7 +28,6 @@ from sandbox.httpserver import ServerOptions
 from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import NO_LAG, UdwLag
 from sandbox.university import University
-from tests.conftest import POSTGRES
 from tests.helpers.canvas_sandbox import canvas_sandbox
 from vocab import JobError, ValidDataSourceName
 

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from sandbox.canvas_rest import CanvasOptions
+from sandbox.databases import MYSQL, POSTGRES
 from sandbox.gateway import GatewayOptions
 from sandbox.generator import generate_university
 from sandbox.runner import Sandbox, SandboxOptions
-from tests.conftest import MYSQL, POSTGRES
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {

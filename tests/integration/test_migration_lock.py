@@ -12,7 +12,7 @@ from db.availability import ensure_database
 from db.engine import create_inventory_engine
 from db.locks import NamedLock, lock_name
 from db.schema_migrations import apply_migrations, migration_ids, pending_migrations
-from tests.conftest import MYSQL, drop_mysql_database
+from sandbox.databases import MYSQL, drop_mysql_database
 from vocab import DatabaseUnavailableError
 
 FIRST = migration_ids()[:3]

@@ -133,7 +133,7 @@ def test_unreachable_database_exits_2_with_a_clear_message(tmp_path, monkeypatch
 
 
 def test_database_is_created_when_missing(tmp_path, monkeypatch, inventory_db_params):
-    from tests.conftest import drop_mysql_database
+    from sandbox.databases import drop_mysql_database
     drop_mysql_database(inventory_db_params)
     write_config(tmp_path, valid_config(inventory_db_params))
     monkeypatch.setenv("ENV_DIR", str(tmp_path))
@@ -275,7 +275,7 @@ def test_a_user_without_create_gets_the_missing_privilege_at_once(tmp_path, inve
                                                                    caplog):
     import pymysql
 
-    from tests.conftest import MYSQL
+    from sandbox.databases import MYSQL
     admin = pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
                             password=MYSQL["password"], autocommit=True)
     user = "nc_" + inventory_db_params["dbname"][-10:]

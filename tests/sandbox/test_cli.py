@@ -103,7 +103,7 @@ def test_unknown_service_is_refused_and_nothing_keeps_running(zoom_registered):
 def test_udw_is_loaded_into_postgres_and_dropped():
     import psycopg2
 
-    from tests.conftest import POSTGRES
+    from sandbox.databases import POSTGRES
 
     params = {**POSTGRES, "dbname": f"sbx_udw_{uuid.uuid4().hex[:10]}"}
     university = tiny_university()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
+from sandbox.databases import POSTGRES
 from sandbox.generator import generate_university
 from sandbox.udw import (
     COURSE_SECTION_DIM_COLUMNS,
@@ -22,7 +23,6 @@ from sandbox.udw import (
 )
 from sandbox.udw_lag import NO_LAG, Fate, UdwLag, section_fates, warehouse_sis_ids
 from sandbox.university import Section, University
-from tests.conftest import POSTGRES
 
 pytestmark = pytest.mark.integration
 
