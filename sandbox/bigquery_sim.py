@@ -10,12 +10,13 @@ DuckDB and runs it over the generated Caliper events.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth import jwt
 
 from sandbox.bigquery_sql import LOCATION, BigQueryError, EventStore, QueryResult, encode_cell
-from sandbox.httpapp import App, Request, Response, json_response
+from sandbox.httpapp import App, Handler, Request, Response, json_response
 from sandbox.httpserver import ServerOptions, SimServer
 from sandbox.media_data import MediaData, SimClock, media_data_for
 
@@ -135,11 +136,7 @@ class BigQuerySimulator:
 
     # ---- jobs
     def insert(self, project: str, body: Mapping[str, Any], email: str) -> Job:
-        config = body.get("configuration", {}).get("query")
-        if not config or not config.get("query"):
-            raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
-        if config.get("useLegacySql", True) is not False:
-            raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+        config = _query_configuration(body)
         job_id = body.get("jobReference", {}).get("jobId") or f"job_{uuid.uuid4().hex}"
         now = self.clock.now()
         job = Job(project, job_id, dict(config), now, polls_left=self.running_polls, user_email=email)
@@ -159,11 +156,7 @@ class BigQuerySimulator:
         """configuration.dryRun (REST reference, Job resource, JobConfiguration.dryRun): the job is not run nor
         stored; a valid query gets a DONE job with statistics and no jobId, an invalid one the error a run would
         get. This simulator does not model storage, so it reports 0 bytes processed."""
-        config = body.get("configuration", {}).get("query")
-        if not config or not config.get("query"):
-            raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
-        if config.get("useLegacySql", True) is not False:
-            raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+        config = _query_configuration(body)
         self.store.run(config["query"], config.get("queryParameters", []), job_project=project,
                        udp_project=self.udp_project, now=self.clock.now(), explain_only=True)
         with self._lock:
@@ -228,6 +221,16 @@ class BigQuerySimulator:
         return answer
 
 
+def _query_configuration(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A job's configuration.query, refused unless it has a query in standard SQL."""
+    config = body.get("configuration", {}).get("query")
+    if not config or not config.get("query"):
+        raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
+    if config.get("useLegacySql", True) is not False:
+        raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+    return config
+
+
 def _last(query: Mapping[str, list[str]], name: str) -> str | None:
     values = query.get(name)
     return values[-1] if values else None
@@ -248,6 +251,24 @@ def _error(exc: BigQueryError) -> Response:
     return json_response(exc.body(), status=exc.status)
 
 
+def _api_errors(*, json_body: bool = False) -> Callable[[Handler], Handler]:
+    """A handler whose BigQueryError is answered as Google's error JSON; with `json_body`, a ValueError (a body
+    that is not JSON) is answered as BigQuery's parseError."""
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def answer(request: Request, **params: Any) -> Response:
+            try:
+                return handler(request, **params)
+            except BigQueryError as exc:
+                return _error(exc)
+            except ValueError:
+                if not json_body:
+                    raise
+                return _error(BigQueryError(400, "parseError", "Parse Error"))
+        return answer
+    return wrap
+
+
 def build_bigquery_app(sim: BigQuerySimulator) -> App:
     app = App()
 
@@ -262,52 +283,40 @@ def build_bigquery_app(sim: BigQuerySimulator) -> App:
         return json_response({"access_token": access, "expires_in": TOKEN_SECONDS, "token_type": "Bearer"})
 
     @app.route("POST", "/bigquery/v2/projects/{project}/jobs")
+    @_api_errors(json_body=True)
     def jobs_insert(request: Request, project: str) -> Response:
-        try:
-            body = request.json() or {}
-            email = sim.authorize(request, project)
-            if body.get("configuration", {}).get("dryRun") is True:
-                return json_response(sim.dry_run(project, body, email))
-            job = sim.insert(project, body, email)
-            return json_response(sim.job_resource(job, done=job.polls_left == 0))
-        except ValueError:
-            return _error(BigQueryError(400, "parseError", "Parse Error"))
-        except BigQueryError as exc:
-            return _error(exc)
+        body = request.json() or {}
+        email = sim.authorize(request, project)
+        if body.get("configuration", {}).get("dryRun") is True:
+            return json_response(sim.dry_run(project, body, email))
+        job = sim.insert(project, body, email)
+        return json_response(sim.job_resource(job, done=job.polls_left == 0))
 
     @app.route("GET", "/bigquery/v2/projects/{project}/jobs/{job_id}")
+    @_api_errors()
     def jobs_get(request: Request, project: str, job_id: str) -> Response:
-        try:
-            sim.authorize(request, project)
-            job = sim.get(project, job_id)
-            return json_response(sim.job_resource(job, done=sim.poll(job)))
-        except BigQueryError as exc:
-            return _error(exc)
+        sim.authorize(request, project)
+        job = sim.get(project, job_id)
+        return json_response(sim.job_resource(job, done=sim.poll(job)))
 
     @app.route("GET", "/bigquery/v2/projects/{project}/queries/{job_id}")
+    @_api_errors()
     def get_query_results(request: Request, project: str, job_id: str) -> Response:
-        try:
-            sim.authorize(request, project)
-            answer = sim.query_results(sim.get(project, job_id), request.query)
-            return json_response(answer, records=len(answer.get("rows", [])))
-        except BigQueryError as exc:
-            return _error(exc)
+        sim.authorize(request, project)
+        answer = sim.query_results(sim.get(project, job_id), request.query)
+        return json_response(answer, records=len(answer.get("rows", [])))
 
     @app.route("POST", "/bigquery/v2/projects/{project}/queries")
+    @_api_errors(json_body=True)
     def jobs_query(request: Request, project: str) -> Response:
-        try:
-            body = request.json() or {}
-            email = sim.authorize(request, project)
-            query = {k: body[k] for k in ("query", "useLegacySql", "parameterMode", "queryParameters") if k in body}
-            job = sim.insert(project, {"configuration": {"query": query}}, email)
-            flags = {"formatOptions.useInt64Timestamp": [str(body.get("formatOptions", {}).get(
-                "useInt64Timestamp", False))]}
-            answer = sim.query_results(job, flags)
-            return json_response(answer, records=len(answer.get("rows", [])))
-        except ValueError:
-            return _error(BigQueryError(400, "parseError", "Parse Error"))
-        except BigQueryError as exc:
-            return _error(exc)
+        body = request.json() or {}
+        email = sim.authorize(request, project)
+        query = {k: body[k] for k in ("query", "useLegacySql", "parameterMode", "queryParameters") if k in body}
+        job = sim.insert(project, {"configuration": {"query": query}}, email)
+        flags = {"formatOptions.useInt64Timestamp": [str(body.get("formatOptions", {}).get(
+            "useInt64Timestamp", False))]}
+        answer = sim.query_results(job, flags)
+        return json_response(answer, records=len(answer.get("rows", [])))
 
     return app
 
