@@ -47,22 +47,24 @@ def small() -> University:
 LAG = UdwLag(missing_share=0.1, stale_share=0.15, seed=3)
 
 
+def loaded_udw(university: University, lag: UdwLag) -> Iterator[dict[str, str]]:
+    """A fresh database loaded with `university` as a warehouse trailing Canvas by `lag`; dropped afterwards."""
+    params = fresh_params()
+    load_udw(university, params, lag=lag)
+    yield params
+    drop_udw(params)
+
+
 @pytest.fixture(scope="module")
 def loaded(small: University) -> Iterator[dict[str, str]]:
     """One database loaded with the small university and no lag, shared by the read-only tests."""
-    params = fresh_params()
-    load_udw(small, params, lag=NO_LAG)
-    yield params
-    drop_udw(params)
+    yield from loaded_udw(small, NO_LAG)
 
 
 @pytest.fixture(scope="module")
 def lagging(small: University) -> Iterator[dict[str, str]]:
     """The small university in a warehouse trailing Canvas by LAG."""
-    params = fresh_params()
-    load_udw(small, params, lag=LAG)
-    yield params
-    drop_udw(params)
+    yield from loaded_udw(small, LAG)
 
 
 def query(params: dict[str, str], statement: str, args: tuple = ()) -> list[tuple]:
