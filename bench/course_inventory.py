@@ -27,8 +27,8 @@ import hjson
 
 from db.availability import ensure_database
 from db.schema_migrations import apply_migrations
+from sandbox.databases import MYSQL, POSTGRES, drop_mysql_database, drop_pg_database
 from sandbox.throttle import ThrottleOptions
-from tests.conftest import MYSQL, POSTGRES, drop_mysql_database, drop_pg_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

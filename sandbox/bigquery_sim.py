@@ -3,79 +3,39 @@
 
 Served: the OAuth token endpoint of a throwaway service account (`POST /token`, JWT-bearer grant, signature
 checked), `jobs.insert` (and its dry run), `jobs.get`, `jobs.getQueryResults` (with paging) and `jobs.query`.
-The SQL a job sends is really evaluated: sqlglot transpiles the BigQuery dialect to DuckDB, which runs it over the
-generated Caliper events. The translation fixes what sqlglot gets wrong or cannot know: JSON path
-keys such as `kaf:course_id`, the UTC session time zone, the project name in table references,
-`CURRENT_DATE()` (the simulator's clock, not the machine's) and query parameters (bound, typed).
-Only events already stored at the clock's "now" are visible.
+The SQL a job sends is really evaluated, as of the simulator's clock: sandbox/bigquery_sql.py translates it to
+DuckDB and runs it over the generated Caliper events.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
-import re
 import secrets
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import duckdb
-import pandas as pd
-import sqlglot
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import exceptions as auth_exceptions
 from google.auth import jwt
-from sqlglot import exp
-from sqlglot.tokens import TokenType
 
-from sandbox.httpapp import App, Request, Response, json_response
+from sandbox.bigquery_sql import LOCATION, BigQueryError, EventStore, QueryResult, encode_cell
+from sandbox.httpapp import App, Handler, Request, Response, json_response
 from sandbox.httpserver import ServerOptions, SimServer
 from sandbox.media_data import MediaData, SimClock, media_data_for
 
 DEFAULT_JOB_PROJECT = "umich-mivideo-sim"
 DEFAULT_UDP_PROJECT = "udp-umich-prod"
-LOCATION = "US"
 TOKEN_SECONDS = 3600
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
-_BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# UDP's event_store.events columns the job's query reads (the Caliper event itself is JSON text).
-EVENT_COLUMNS = (("id", "VARCHAR"), ("type", "VARCHAR"), ("action", "VARCHAR"), ("event_time", "TIMESTAMPTZ"),
-                 ("ed_app", "VARCHAR"), ("course_offering_id", "VARCHAR"), ("actor_id", "VARCHAR"),
-                 ("event", "VARCHAR"), ("store_time", "TIMESTAMPTZ"))
-_PANDAS_TYPES = {"VARCHAR": "object", "TIMESTAMPTZ": "datetime64[us, UTC]"}
-_DUCK_TO_BQ = {
-    "BOOLEAN": "BOOLEAN", "TINYINT": "INTEGER", "SMALLINT": "INTEGER", "INTEGER": "INTEGER", "BIGINT": "INTEGER",
-    "HUGEINT": "INTEGER", "UTINYINT": "INTEGER", "USMALLINT": "INTEGER", "UINTEGER": "INTEGER",
-    "UBIGINT": "INTEGER", "FLOAT": "FLOAT", "DOUBLE": "FLOAT", "VARCHAR": "STRING", "DATE": "DATE",
-    "TIMESTAMP": "DATETIME", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "TIME": "TIME", "BLOB": "BYTES",
-    "JSON": "JSON",
-}
-
-
-class BigQueryError(Exception):
-    """An API error: HTTP status, BigQuery `reason` and message (rendered as Google's error JSON)."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
-
-    def body(self) -> dict[str, Any]:
-        status_names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
-        return {"error": {"code": self.status, "message": self.message,
-                          "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
-                          "status": status_names.get(self.status, "UNKNOWN")}}
-
-    def error_result(self) -> dict[str, str]:
-        return {"reason": self.reason, "location": "query", "message": self.message}
 
 
 # ---------------------------------------------------------------- service account
@@ -109,158 +69,6 @@ def write_service_account_file(path: Path | str, token_uri: str, *,
     target.write_text(json.dumps(document, indent=2))
     target.chmod(0o600)
     return ServiceAccountKey(project_id, email, key_id, public_pem)
-
-
-# ---------------------------------------------------------------- SQL: BigQuery -> DuckDB
-def _bigquery_json_path(path: str) -> str:
-    """Re-spell a BigQuery JSONPath so sqlglot keeps keys like `kaf:course_id` whole (it splits at ':')."""
-    keys: list[str] = []
-    rest = path[1:]
-    while rest:
-        if rest.startswith("."):
-            match = re.match(r"\.([^.\[]+)", rest)
-            if not match:
-                return path
-            keys.append(match.group(1))
-        else:
-            match = re.match(r"\[(?:'([^']*)'|\"([^\"]*)\"|(\d+))\]", rest)
-            if not match:
-                return path
-            keys.append(match.group(1) or match.group(2) or f"[{match.group(3)}]")
-        rest = rest[match.end():]
-    parts = [k if k.startswith("[") else f".{k}" if _BARE_KEY.fullmatch(k) else f"['{k}']" for k in keys]
-    return "$" + "".join(parts)
-
-
-def _fix_json_paths(sql: str) -> str:
-    tokens = sqlglot.Dialect.get_or_raise("bigquery").tokenize(sql)
-    pieces, last = [], 0
-    for token in tokens:
-        if token.token_type == TokenType.STRING and token.text.startswith("$"):
-            fixed = _bigquery_json_path(token.text)
-            if fixed != token.text:
-                pieces += [sql[last:token.start], '"' + fixed.replace("\\", "\\\\").replace('"', '\\"') + '"']
-                last = token.end + 1
-    return "".join(pieces) + sql[last:]
-
-
-def _query_parameter(param: Mapping[str, Any]) -> tuple[str, Any]:
-    """A jobs.insert queryParameter -> (name, Python value DuckDB binds with the same meaning)."""
-    kind = param.get("parameterType", {})
-    value = param.get("parameterValue", {})
-    return param.get("name", ""), _typed_value(kind, value)
-
-
-def _typed_value(kind: Mapping[str, Any], value: Mapping[str, Any]) -> Any:
-    if kind.get("type") == "ARRAY":
-        return [_typed_value(kind.get("arrayType", {}), item) for item in value.get("arrayValues", [])]
-    raw = value.get("value")
-    if raw is None:
-        return None
-    converters = {
-        "INT64": int, "INTEGER": int, "FLOAT64": float, "FLOAT": float, "BOOL": lambda v: v.lower() == "true",
-        "BOOLEAN": lambda v: v.lower() == "true", "STRING": str, "NUMERIC": Decimal, "BIGNUMERIC": Decimal,
-        "DATE": date.fromisoformat, "DATETIME": lambda v: datetime.fromisoformat(v).replace(tzinfo=None),
-        "TIMESTAMP": lambda v: datetime.fromisoformat(v.replace(" UTC", "+00:00")).astimezone(UTC),
-    }
-    try:
-        return converters[kind.get("type", "STRING")](raw)
-    except (KeyError, ValueError) as exc:
-        raise BigQueryError(400, "invalidQuery", f"Invalid query parameter value {raw!r}") from exc
-
-
-@dataclass(frozen=True)
-class Translation:
-    sql: str
-    parameters: frozenset[str]
-
-
-def translate(sql: str, *, job_project: str, udp_project: str, now: datetime) -> Translation:
-    """BigQuery SQL -> DuckDB SQL over this simulator's tables, as of `now`."""
-    try:
-        tree = sqlglot.parse_one(_fix_json_paths(sql), read="bigquery")
-    except sqlglot.errors.ParseError as exc:
-        raise BigQueryError(400, "invalidQuery", f"Syntax error: {exc}") from exc
-    cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    for table in list(tree.find_all(exp.Table)):
-        if table.name in cte_names and not table.db:
-            continue
-        project, dataset = table.catalog or job_project, table.db
-        if (project, dataset, table.name) != (udp_project, "event_store", "events"):
-            known = project == udp_project and dataset == "event_store"
-            what = f"Table {project}:{dataset}.{table.name}" if known else f"Dataset {project}:{dataset or '?'}"
-            raise BigQueryError(404, "notFound", f"Not found: {what} was not found in location {LOCATION}")
-        visible = sqlglot.parse_one(
-            f"SELECT * FROM event_store.events WHERE store_time <= CAST('{now.isoformat()}' AS TIMESTAMPTZ)",
-            read="duckdb")
-        table.replace(exp.Subquery(this=visible, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
-    for node in list(tree.find_all(exp.CurrentDate)):         # BigQuery's CURRENT_DATE([zone]), default UTC
-        zone = ZoneInfo(node.this.name) if isinstance(node.this, exp.Literal) else UTC
-        node.replace(exp.cast(exp.Literal.string(now.astimezone(zone).date().isoformat()), exp.DataType.build("DATE")))
-    for node in list(tree.find_all(exp.CurrentTimestamp)):
-        node.replace(exp.cast(exp.Literal.string(now.isoformat()), exp.DataType.build("TIMESTAMPTZ")))
-    names = frozenset(p.name for p in tree.find_all(exp.Parameter))
-    return Translation(tree.sql("duckdb"), names)
-
-
-@dataclass
-class QueryResult:
-    fields: list[dict[str, str]]
-    rows: list[tuple[Any, ...]]
-
-
-class EventStore:
-    """UDP's event_store.events in DuckDB (in memory), queried through `translate`."""
-
-    def __init__(self, data: MediaData) -> None:
-        self._db = duckdb.connect(":memory:")
-        self._db.execute("SET TimeZone = 'UTC'")
-        self._db.execute("CREATE SCHEMA event_store")
-        self._db.execute(f"CREATE TABLE event_store.events ({', '.join(f'{n} {t}' for n, t in EVENT_COLUMNS)})")
-        # Loaded from a pandas frame of Python objects (duckdb scans it with numpy), so no pyarrow is needed.
-        frame = pd.DataFrame({name: pd.Series([getattr(e, name) for e in data.events], dtype=_PANDAS_TYPES[kind])
-                              for name, kind in EVENT_COLUMNS})
-        self._db.register("generated_events", frame)
-        self._db.execute("INSERT INTO event_store.events SELECT * FROM generated_events")
-        self._db.unregister("generated_events")
-
-    def run(self, sql: str, params: list[Mapping[str, Any]], *, job_project: str, udp_project: str,
-            now: datetime, explain_only: bool = False) -> QueryResult:
-        """The query's rows; with `explain_only`, only checked (syntax, tables, parameters, columns)."""
-        translation = translate(sql, job_project=job_project, udp_project=udp_project, now=now)
-        bound = dict(_query_parameter(p) for p in params)
-        missing = sorted(translation.parameters - bound.keys())
-        if missing:
-            raise BigQueryError(400, "invalidQuery", f"Query parameter '{missing[0]}' not found")
-        cursor = self._db.cursor()
-        try:
-            cursor.execute("SET TimeZone = 'UTC'")
-            if explain_only:
-                cursor.execute(f"EXPLAIN {translation.sql}",
-                               {k: v for k, v in bound.items() if k in translation.parameters})
-                return QueryResult([], [])
-            cursor.execute(translation.sql, {k: v for k, v in bound.items() if k in translation.parameters})
-            fields = [{"name": name, "type": _DUCK_TO_BQ.get(str(kind), "STRING"), "mode": "NULLABLE"}
-                      for name, kind, *_ in cursor.description]
-            return QueryResult(fields, cursor.fetchall())
-        except duckdb.Error as exc:
-            raise BigQueryError(400, "invalidQuery", f"Query error: {exc}") from exc
-        finally:
-            cursor.close()
-
-
-def encode_cell(value: Any, bq_type: str, int64_timestamps: bool) -> Any:
-    """One row value as the REST API sends it (`{"v": ...}`)."""
-    if value is None:
-        return None
-    if bq_type == "TIMESTAMP":
-        micros = (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-        return str(micros) if int64_timestamps else f"{micros / 1e6:.6E}"
-    if bq_type == "BOOLEAN":
-        return "true" if value else "false"
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    return str(value)
 
 
 # ---------------------------------------------------------------- jobs and tokens
@@ -328,11 +136,7 @@ class BigQuerySimulator:
 
     # ---- jobs
     def insert(self, project: str, body: Mapping[str, Any], email: str) -> Job:
-        config = body.get("configuration", {}).get("query")
-        if not config or not config.get("query"):
-            raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
-        if config.get("useLegacySql", True) is not False:
-            raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+        config = _query_configuration(body)
         job_id = body.get("jobReference", {}).get("jobId") or f"job_{uuid.uuid4().hex}"
         now = self.clock.now()
         job = Job(project, job_id, dict(config), now, polls_left=self.running_polls, user_email=email)
@@ -352,11 +156,7 @@ class BigQuerySimulator:
         """configuration.dryRun (REST reference, Job resource, JobConfiguration.dryRun): the job is not run nor
         stored; a valid query gets a DONE job with statistics and no jobId, an invalid one the error a run would
         get. This simulator does not model storage, so it reports 0 bytes processed."""
-        config = body.get("configuration", {}).get("query")
-        if not config or not config.get("query"):
-            raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
-        if config.get("useLegacySql", True) is not False:
-            raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+        config = _query_configuration(body)
         self.store.run(config["query"], config.get("queryParameters", []), job_project=project,
                        udp_project=self.udp_project, now=self.clock.now(), explain_only=True)
         with self._lock:
@@ -421,6 +221,16 @@ class BigQuerySimulator:
         return answer
 
 
+def _query_configuration(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A job's configuration.query, refused unless it has a query in standard SQL."""
+    config = body.get("configuration", {}).get("query")
+    if not config or not config.get("query"):
+        raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
+    if config.get("useLegacySql", True) is not False:
+        raise BigQueryError(400, "invalidQuery", "Simulator supports standard SQL only (useLegacySql=false)")
+    return config
+
+
 def _last(query: Mapping[str, list[str]], name: str) -> str | None:
     values = query.get(name)
     return values[-1] if values else None
@@ -441,6 +251,24 @@ def _error(exc: BigQueryError) -> Response:
     return json_response(exc.body(), status=exc.status)
 
 
+def _api_errors(*, json_body: bool = False) -> Callable[[Handler], Handler]:
+    """A handler whose BigQueryError is answered as Google's error JSON; with `json_body`, a ValueError (a body
+    that is not JSON) is answered as BigQuery's parseError."""
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def answer(request: Request, **params: Any) -> Response:
+            try:
+                return handler(request, **params)
+            except BigQueryError as exc:
+                return _error(exc)
+            except ValueError:
+                if not json_body:
+                    raise
+                return _error(BigQueryError(400, "parseError", "Parse Error"))
+        return answer
+    return wrap
+
+
 def build_bigquery_app(sim: BigQuerySimulator) -> App:
     app = App()
 
@@ -455,52 +283,40 @@ def build_bigquery_app(sim: BigQuerySimulator) -> App:
         return json_response({"access_token": access, "expires_in": TOKEN_SECONDS, "token_type": "Bearer"})
 
     @app.route("POST", "/bigquery/v2/projects/{project}/jobs")
+    @_api_errors(json_body=True)
     def jobs_insert(request: Request, project: str) -> Response:
-        try:
-            body = request.json() or {}
-            email = sim.authorize(request, project)
-            if body.get("configuration", {}).get("dryRun") is True:
-                return json_response(sim.dry_run(project, body, email))
-            job = sim.insert(project, body, email)
-            return json_response(sim.job_resource(job, done=job.polls_left == 0))
-        except ValueError:
-            return _error(BigQueryError(400, "parseError", "Parse Error"))
-        except BigQueryError as exc:
-            return _error(exc)
+        body = request.json() or {}
+        email = sim.authorize(request, project)
+        if body.get("configuration", {}).get("dryRun") is True:
+            return json_response(sim.dry_run(project, body, email))
+        job = sim.insert(project, body, email)
+        return json_response(sim.job_resource(job, done=job.polls_left == 0))
 
     @app.route("GET", "/bigquery/v2/projects/{project}/jobs/{job_id}")
+    @_api_errors()
     def jobs_get(request: Request, project: str, job_id: str) -> Response:
-        try:
-            sim.authorize(request, project)
-            job = sim.get(project, job_id)
-            return json_response(sim.job_resource(job, done=sim.poll(job)))
-        except BigQueryError as exc:
-            return _error(exc)
+        sim.authorize(request, project)
+        job = sim.get(project, job_id)
+        return json_response(sim.job_resource(job, done=sim.poll(job)))
 
     @app.route("GET", "/bigquery/v2/projects/{project}/queries/{job_id}")
+    @_api_errors()
     def get_query_results(request: Request, project: str, job_id: str) -> Response:
-        try:
-            sim.authorize(request, project)
-            answer = sim.query_results(sim.get(project, job_id), request.query)
-            return json_response(answer, records=len(answer.get("rows", [])))
-        except BigQueryError as exc:
-            return _error(exc)
+        sim.authorize(request, project)
+        answer = sim.query_results(sim.get(project, job_id), request.query)
+        return json_response(answer, records=len(answer.get("rows", [])))
 
     @app.route("POST", "/bigquery/v2/projects/{project}/queries")
+    @_api_errors(json_body=True)
     def jobs_query(request: Request, project: str) -> Response:
-        try:
-            body = request.json() or {}
-            email = sim.authorize(request, project)
-            query = {k: body[k] for k in ("query", "useLegacySql", "parameterMode", "queryParameters") if k in body}
-            job = sim.insert(project, {"configuration": {"query": query}}, email)
-            flags = {"formatOptions.useInt64Timestamp": [str(body.get("formatOptions", {}).get(
-                "useInt64Timestamp", False))]}
-            answer = sim.query_results(job, flags)
-            return json_response(answer, records=len(answer.get("rows", [])))
-        except ValueError:
-            return _error(BigQueryError(400, "parseError", "Parse Error"))
-        except BigQueryError as exc:
-            return _error(exc)
+        body = request.json() or {}
+        email = sim.authorize(request, project)
+        query = {k: body[k] for k in ("query", "useLegacySql", "parameterMode", "queryParameters") if k in body}
+        job = sim.insert(project, {"configuration": {"query": query}}, email)
+        flags = {"formatOptions.useInt64Timestamp": [str(body.get("formatOptions", {}).get(
+            "useInt64Timestamp", False))]}
+        answer = sim.query_results(job, flags)
+        return json_response(answer, records=len(answer.get("rows", [])))
 
     return app
 

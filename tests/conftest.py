@@ -1,74 +1,33 @@
-"""Shared fixtures: throwaway MariaDB/PostgreSQL databases, a clean environment, config files."""
+"""Shared fixtures: throwaway MariaDB/PostgreSQL databases (made by sandbox/databases.py), a clean environment,
+config files."""
 
 from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-import pymysql
 import pytest
 import sqlalchemy as sa
 
 import environ
 from db.engine import create_inventory_engine
 from db.schema_migrations import apply_migrations
+from sandbox.databases import (
+    MYSQL,
+    clone_schema,
+    create_mysql_database,
+    create_pg_database,
+    drop_mysql_database,
+    drop_pg_database,
+)
 
-MYSQL = {
-    "host": os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
-    "port": os.environ.get("TEST_MYSQL_PORT", "3306"),
-    "user": os.environ.get("TEST_MYSQL_USER", "root"),
-    "password": os.environ.get("TEST_MYSQL_PASSWORD", ""),
-}
-POSTGRES = {
-    "host": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
-    "port": os.environ.get("TEST_PG_PORT", "5432"),
-    "user": os.environ.get("TEST_PG_USER", "postgres"),
-    "password": os.environ.get("TEST_PG_PASSWORD", ""),
-}
 CONFIG_KEYS = ("ENV_DIR", "ENV_FILE", "ENV_SECRETS_DIR", "HOW_STARTED", "LOG_LEVEL", "JOB_NAMES", "CREATE_CSVS",
                "MAX_REQ_ATTEMPTS", "NUM_ASYNC_WORKERS", "MIN_SNAPSHOT_SHARE", "ALLOW_SHRINK", "JOB_LOCK_WAIT_SECONDS",
                "JOB_TIMEOUT_MINUTES", "CANVAS", "ZOOM", "MIVIDEO", "UDW", "SECTION_SIS_IDS_FROM", "INVENTORY_DB",
                "RETRY_BUDGET_SECONDS", "LOG_FORMAT", "REUSE_PUBLISHED_DATES")
-
-
-def _mysql_admin() -> pymysql.Connection:
-    return pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
-                           password=MYSQL["password"], autocommit=True)
-
-
-def create_mysql_database(prefix: str = "cit") -> dict[str, str]:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with _mysql_admin() as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-    return {**MYSQL, "dbname": name}
-
-
-def drop_mysql_database(params: dict[str, str]) -> None:
-    with _mysql_admin() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{params['dbname']}`")
-
-
-def create_pg_database(prefix: str = "udw") -> dict[str, str]:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return {**POSTGRES, "dbname": name}
-
-
-def drop_pg_database(params: dict[str, str]) -> None:
-    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{params["dbname"]}" WITH (FORCE)')
-    conn.close()
 
 
 @pytest.fixture(autouse=True)
@@ -97,22 +56,6 @@ def migrated_template() -> Iterator[dict[str, str]]:
     apply_migrations(params)
     yield params
     drop_mysql_database(params)
-
-
-def clone_schema(template: dict[str, str], target: dict[str, str]) -> None:
-    """Copy every table definition (foreign keys included) and yoyo's bookkeeping rows."""
-    with _mysql_admin() as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                    (template["dbname"],))
-        tables = [row[0] for row in cur.fetchall()]
-        cur.execute(f"USE `{target['dbname']}`")
-        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
-        for table in tables:
-            cur.execute(f"SHOW CREATE TABLE `{template['dbname']}`.`{table}`")
-            cur.execute(cur.fetchone()[1])
-            if table.startswith(("_yoyo", "yoyo")):
-                cur.execute(f"INSERT INTO `{table}` SELECT * FROM `{template['dbname']}`.`{table}`")
-        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from clients.http import Timeouts
 from clients.retry import RetryPolicy
 from course_inventory.inventory import TABLES, run_course_inventory
 from environ import with_defaults
+from sandbox.databases import POSTGRES
 from sandbox.expected import (
     TABLE_COLUMNS,
     expected_inventory,
@@ -29,7 +30,6 @@ from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import NO_LAG, UdwLag
 from sandbox.university import University
 from source_settings import canvas_settings
-from tests.conftest import POSTGRES
 from tests.helpers.canvas_sandbox import canvas_sandbox
 from vocab import JobError, ValidDataSourceName
 

@@ -124,7 +124,7 @@ def test_yes_empties_and_migrates(seeded):
 
 
 def test_a_missing_database_is_created_when_confirmed(tmp_path, inventory_db_params, monkeypatch):
-    from tests.conftest import drop_mysql_database
+    from sandbox.databases import drop_mysql_database
     drop_mysql_database(inventory_db_params)
     write_config(tmp_path, valid_config(inventory_db_params))
     monkeypatch.setenv("ENV_DIR", str(tmp_path))

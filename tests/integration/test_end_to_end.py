@@ -5,15 +5,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import pymysql
 import pytest
 import sqlalchemy as sa
 
 from sandbox.canvas_rest import CanvasOptions
+from sandbox.databases import MYSQL, POSTGRES, mysql_admin
 from sandbox.gateway import GatewayOptions
 from sandbox.generator import generate_university
 from sandbox.runner import Sandbox, SandboxOptions
-from tests.conftest import MYSQL, POSTGRES
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
@@ -30,16 +29,14 @@ SECRETS = {
 def secret_db_user(inventory_db_params):
     """A MariaDB account with a distinctive password, allowed on the throwaway database only."""
     user = "ci_" + inventory_db_params["dbname"][-12:]
-    admin = pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
-                            password=MYSQL["password"], autocommit=True)
+    admin = mysql_admin()
     with admin, admin.cursor() as cursor:
         for host in ("localhost", "127.0.0.1", "%"):
             cursor.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY {admin.escape(SECRETS['db_password'])}")
             cursor.execute(f"GRANT ALL ON `{inventory_db_params['dbname']}`.* TO '{user}'@'{host}'")
             cursor.execute(f"GRANT FILE ON *.* TO '{user}'@'{host}'")
     yield {**inventory_db_params, "user": user, "password": SECRETS["db_password"]}
-    admin = pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
-                            password=MYSQL["password"], autocommit=True)
+    admin = mysql_admin()
     with admin, admin.cursor() as cursor:
         for host in ("localhost", "127.0.0.1", "%"):
             cursor.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")

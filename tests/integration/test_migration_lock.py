@@ -4,7 +4,6 @@ import threading
 import time
 import uuid
 
-import pymysql
 import pytest
 import sqlalchemy as sa
 
@@ -12,15 +11,10 @@ from db.availability import ensure_database
 from db.engine import create_inventory_engine
 from db.locks import NamedLock, lock_name
 from db.schema_migrations import apply_migrations, migration_ids, pending_migrations
-from tests.conftest import MYSQL, drop_mysql_database
+from sandbox.databases import drop_mysql_database, mysql_admin
 from vocab import DatabaseUnavailableError
 
 FIRST = migration_ids()[:3]
-
-
-def admin():
-    return pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
-                           password=MYSQL["password"], autocommit=True)
 
 
 def scalar(params, sql):
@@ -33,7 +27,7 @@ def scalar(params, sql):
 
 def test_a_dead_runs_yoyo_lock_is_removed_and_migrations_go_on(inventory_db_params, caplog):
     apply_migrations(inventory_db_params, only=set(FIRST))
-    with admin() as conn, conn.cursor() as cursor:  # what a run killed while migrating leaves behind
+    with mysql_admin() as conn, conn.cursor() as cursor:  # what a run killed while migrating leaves behind
         cursor.execute(f"INSERT INTO `{inventory_db_params['dbname']}`.yoyo_lock (locked, ctime, pid) "
                        "VALUES (1, NOW(), 424242)")
     started = time.monotonic()
@@ -72,13 +66,13 @@ def test_a_migrator_that_does_not_finish_in_time_is_reported(inventory_db_params
 def reader_user(inventory_db_params):
     """A user with data privileges only (no CREATE) on an existing, empty database."""
     user = "ro_" + uuid.uuid4().hex[:10]
-    with admin() as conn, conn.cursor() as cursor:
+    with mysql_admin() as conn, conn.cursor() as cursor:
         for host in ("localhost", "127.0.0.1", "%"):
             cursor.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY 'ro-pass-1x'")
             cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{inventory_db_params['dbname']}`.* "
                            f"TO '{user}'@'{host}'")
     yield {**inventory_db_params, "user": user, "password": "ro-pass-1x"}
-    with admin() as conn, conn.cursor() as cursor:
+    with mysql_admin() as conn, conn.cursor() as cursor:
         for host in ("localhost", "127.0.0.1", "%"):
             cursor.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
 

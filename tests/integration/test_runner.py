@@ -133,7 +133,7 @@ def test_unreachable_database_exits_2_with_a_clear_message(tmp_path, monkeypatch
 
 
 def test_database_is_created_when_missing(tmp_path, monkeypatch, inventory_db_params):
-    from tests.conftest import drop_mysql_database
+    from sandbox.databases import drop_mysql_database
     drop_mysql_database(inventory_db_params)
     write_config(tmp_path, valid_config(inventory_db_params))
     monkeypatch.setenv("ENV_DIR", str(tmp_path))
@@ -273,11 +273,8 @@ def test_a_database_that_accepts_and_then_stays_silent_exits_2(tmp_path, invento
 
 def test_a_user_without_create_gets_the_missing_privilege_at_once(tmp_path, inventory_db_params, monkeypatch,
                                                                    caplog):
-    import pymysql
-
-    from tests.conftest import MYSQL
-    admin = pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
-                            password=MYSQL["password"], autocommit=True)
+    from sandbox.databases import mysql_admin
+    admin = mysql_admin()
     user = "nc_" + inventory_db_params["dbname"][-10:]
     with admin, admin.cursor() as cursor:
         cursor.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'nc-pass-77x'")
@@ -289,8 +286,7 @@ def test_a_user_without_create_gets_the_missing_privilege_at_once(tmp_path, inve
         assert run_jobs.main(["--jobs", "MIVIDEO"], registry=REGISTRY) == 2
         assert time.monotonic() - started < 10
     finally:
-        admin = pymysql.connect(host=MYSQL["host"], port=int(MYSQL["port"]), user=MYSQL["user"],
-                                password=MYSQL["password"], autocommit=True)
+        admin = mysql_admin()
         with admin, admin.cursor() as cursor:
             cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from db.engine import create_inventory_engine
 from db.loader import replace_tables
 from db.schema_migrations import apply_migrations, migration_ids
-from tests.conftest import MYSQL
+from sandbox.databases import MYSQL
 from tests.helpers.schema import describe_schema
 from vocab import LoadError
 
@@ -35,7 +35,7 @@ def load_reference_dump(db_params):
 
 @pytest.fixture
 def reference_engine():
-    from tests.conftest import create_mysql_database, drop_mysql_database
+    from sandbox.databases import create_mysql_database, drop_mysql_database
     params = create_mysql_database("ref")
     load_reference_dump(params)
     engine = create_inventory_engine(params)

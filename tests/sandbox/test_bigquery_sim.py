@@ -21,11 +21,10 @@ from sandbox import media_data
 from sandbox.bigquery_sim import (
     DEFAULT_UDP_PROJECT,
     BigQuerySimulator,
-    _bigquery_json_path,
-    encode_cell,
     start_bigquery_server,
     write_service_account_file,
 )
+from sandbox.bigquery_sql import _bigquery_json_path, encode_cell
 from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.media_data import MediaData, SimClock
 

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import stat
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from sandbox.httpserver import CostModel, ServerOptions, SimServer
 from sandbox.runner import ENV_TEMPLATE, ROOT, Sandbox, SandboxOptions, default_term_ids, register_service
 from sandbox.throttle import ThrottleOptions
 from sandbox.udw_lag import NO_LAG, UdwLag
+from tests.helpers.serve_process import lines_until, serve_process, stop
 from tests.sandbox.test_canvas_rest import tiny_university
 
 FREE = CostModel(overhead_ms=0, per_record_ms=0)
@@ -103,7 +100,7 @@ def test_unknown_service_is_refused_and_nothing_keeps_running(zoom_registered):
 def test_udw_is_loaded_into_postgres_and_dropped():
     import psycopg2
 
-    from tests.conftest import POSTGRES
+    from sandbox.databases import POSTGRES
 
     params = {**POSTGRES, "dbname": f"sbx_udw_{uuid.uuid4().hex[:10]}"}
     university = tiny_university()
@@ -219,16 +216,9 @@ def test_describe_prints_generated_counts(capsys):
 
 def test_serve_runs_until_sigterm_and_prints_stats(tmp_path):
     env_file = tmp_path / "env.hjson"
-    command = [sys.executable, "-m", "sandbox", "serve", "--services", "--env-file", str(env_file),
-               "--latency-ms", "1", "--log-level", "WARNING"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("Serving"):
-                break
+    with serve_process("--services", "--env-file", str(env_file), "--latency-ms", "1",
+                       "--log-level", "WARNING") as process:
+        lines = lines_until(process, "Serving")
         urls = dict(line.strip().rsplit(maxsplit=1) for line in lines[:-1])
         assert set(urls) == {"canvas", "gateway", "env file"} and urls["env file"] == str(env_file)
         env = environ.load_env(env_file)
@@ -236,11 +226,7 @@ def test_serve_runs_until_sigterm_and_prints_stats(tmp_path):
         got = requests.get(f"{urls['canvas']}/api/v1/accounts/1", timeout=5,
                            headers={"Authorization": f"Bearer {env['CANVAS']['CANVAS_TOKEN']}"})
         assert got.status_code == 200
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        out, err = stop(process)
     assert process.returncode == 0, err
     stats = json.loads(out)
     assert stats["servers"]["canvas"]["requests"] == 1

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -21,8 +18,9 @@ from sandbox.httpapp import Headers, Request, Response
 from sandbox.httpserver import CostModel
 from sandbox.journal import PART_SUFFIX, Answer, AnswerJournal, read_day, same_answers
 from sandbox.next_day import DayChanges, as_of, day_number, next_day
-from sandbox.runner import ROOT, Sandbox, SandboxOptions
+from sandbox.runner import Sandbox, SandboxOptions
 from sandbox.university import NOT_COUNTED_STATES
+from tests.helpers.serve_process import lines_until, serve_process, stop
 
 FREE = CostModel(overhead_ms=0, per_record_ms=0)
 
@@ -177,41 +175,25 @@ def test_sandbox_next_day_serves_the_changed_university_and_journals_both_days(d
 
 
 def test_serve_moves_to_the_next_day_on_sigusr1_and_writes_each_day(tmp_path):
-    command = [sys.executable, "-m", "sandbox", "serve", "--services", "--env-file", str(tmp_path / "env.hjson"),
-               "--journal-dir", str(tmp_path / "journal"), "--seed", "11", "--log-level", "WARNING"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        lines = [line for line in _lines_until(process, "Serving")]
+    with serve_process("--services", "--env-file", str(tmp_path / "env.hjson"), "--journal-dir",
+                       str(tmp_path / "journal"), "--seed", "11", "--log-level", "WARNING") as process:
+        lines = lines_until(process, "Serving")
         env = environ.load_env(tmp_path / "env.hjson")
         canvas = dict(line.strip().rsplit(maxsplit=1) for line in lines[:2])["canvas"]
         course = kept_courses(generate_university("small", seed=11), env["CANVAS"]["CANVAS_TERM_IDS"])[0].id
         headers = {"Authorization": f"Bearer {env['CANVAS']['CANVAS_TOKEN']}"}
         assert requests.get(f"{canvas}/api/v1/audit/course/courses/{course}", headers=headers, timeout=5).ok
         process.send_signal(signal.SIGUSR1)
-        day_line = _lines_until(process, "Day 2")[-1]
+        day_line = lines_until(process, "Day 2")[-1]
         assert "republished" in day_line
         requests.get(f"{canvas}/api/v1/accounts/1", headers=headers, timeout=5)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        out, err = stop(process)
     assert process.returncode == 0, err
     (day1, stats1), (day2, stats2) = (read_day(tmp_path / "journal" / f"day-{n}.json") for n in (1, 2))
     assert [a.route for a in day1] == ["GET /api/v1/audit/course/courses/{course_id:int}"]
     assert [a.route for a in day2] == ["GET /api/v1/accounts/{account_id:int}"]
     assert stats1["servers"]["canvas"]["requests"] == stats2["servers"]["canvas"]["requests"] == 1
     assert json.loads(out)["servers"]["canvas"]["requests"] == 1
-
-
-def _lines_until(process: subprocess.Popen, start: str) -> list[str]:
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith(start):
-            return lines
-    raise AssertionError(f"the sandbox ended before printing {start!r}: {lines}")
 
 
 def test_next_day_keeps_what_a_day_does_not_change(days):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
+from sandbox.databases import POSTGRES
 from sandbox.generator import generate_university
 from sandbox.udw import (
     COURSE_SECTION_DIM_COLUMNS,
@@ -22,7 +23,6 @@ from sandbox.udw import (
 )
 from sandbox.udw_lag import NO_LAG, Fate, UdwLag, section_fates, warehouse_sis_ids
 from sandbox.university import Section, University
-from tests.conftest import POSTGRES
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +47,24 @@ def small() -> University:
 LAG = UdwLag(missing_share=0.1, stale_share=0.15, seed=3)
 
 
+def loaded_udw(university: University, lag: UdwLag) -> Iterator[dict[str, str]]:
+    """A fresh database loaded with `university` as a warehouse trailing Canvas by `lag`; dropped afterwards."""
+    params = fresh_params()
+    load_udw(university, params, lag=lag)
+    yield params
+    drop_udw(params)
+
+
 @pytest.fixture(scope="module")
 def loaded(small: University) -> Iterator[dict[str, str]]:
     """One database loaded with the small university and no lag, shared by the read-only tests."""
-    params = fresh_params()
-    load_udw(small, params, lag=NO_LAG)
-    yield params
-    drop_udw(params)
+    yield from loaded_udw(small, NO_LAG)
 
 
 @pytest.fixture(scope="module")
 def lagging(small: University) -> Iterator[dict[str, str]]:
     """The small university in a warehouse trailing Canvas by LAG."""
-    params = fresh_params()
-    load_udw(small, params, lag=LAG)
-    yield params
-    drop_udw(params)
+    yield from loaded_udw(small, LAG)
 
 
 def query(params: dict[str, str], statement: str, args: tuple = ()) -> list[tuple]:

@@ -10,6 +10,7 @@ import pytest
 from clients.progress import Progress, duration_text, progress_text
 from clients.stats import ClientStats
 from log_setup import configure_logging
+from tests.helpers.log_handlers import remove_our_handlers
 
 LOG = logging.getLogger("tests.progress")
 
@@ -100,10 +101,7 @@ def console():
     configure_logging("INFO", fmt="text", stream=terminal)
     logging.getLogger("tests.progress").setLevel(logging.INFO)
     yield terminal
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "course_inventory", False):
-            root.removeHandler(handler)
+    remove_our_handlers()
 
 
 def visible_lines(output: str) -> list[str]:

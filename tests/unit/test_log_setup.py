@@ -13,6 +13,7 @@ import pytest
 import run_jobs
 from clients.tasks import TaskGroup
 from log_setup import configure_logging, job_context
+from tests.helpers.log_handlers import remove_our_handlers
 
 SECRET = "s3cr3t-token-9f8e7d"
 LOG = logging.getLogger("tests.log_setup")
@@ -23,10 +24,7 @@ def stream():
     """Our handler on a StringIO; removed afterwards so other tests keep pytest's capture only."""
     out = io.StringIO()
     yield out
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "course_inventory", False):
-            root.removeHandler(handler)
+    remove_our_handlers()
 
 
 def json_lines(text: str) -> list[dict]:
