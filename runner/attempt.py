@@ -131,10 +131,21 @@ def _run(ctx: RunContext, name: str, dotted_path: str, attempt_id: int, started_
             settle_heap()
             statuses = call_entrypoint(entrypoint, offered) or []
     except (Exception, JobInterrupted) as exc:
-        error = exc
+        error = _stopped_instead(exc, ctx.stopper.requested)
     with ctx.stopper.deferred():
         rollup.close()
         return _record(ctx, name, (attempt_id, started_at, clock), statuses, report, error, rollup.totals())
+
+
+def _stopped_instead(error: BaseException, stop: StopRequested | None) -> BaseException:
+    """The stop, when one arrived before the job ended with another error: a library cleaning up after the
+    interruption can raise its own error over it (PyMySQL ends an interrupted LOAD DATA upload in a `finally`,
+    and the broken connection's error is what surfaces), and the attempt was still stopped, not failed."""
+    if stop is None or isinstance(error, JobInterrupted):
+        return error
+    logger.debug("error after the stop request, recorded as the stop: %s", error)
+    stop.__cause__ = error
+    return stop
 
 
 def _record(ctx: RunContext, name: str, attempt: tuple[int, datetime, float], statuses: Sequence[Any],

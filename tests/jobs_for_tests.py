@@ -99,6 +99,19 @@ def swallowing_job() -> list[DataSourceStatus]:
     return [DataSourceStatus(ValidDataSourceName.CANVAS_API)]
 
 
+def cleanup_error_job() -> list[DataSourceStatus]:
+    """A library's cleanup raising its own error over the stop, as PyMySQL's does for an interrupted LOAD DATA."""
+    import time
+
+    from vocab import JobInterrupted, LoadError
+    _touch_marker()
+    try:
+        time.sleep(60)
+    except JobInterrupted:
+        raise LoadError("replacement rolled back: (0, '')") from None
+    return [DataSourceStatus(ValidDataSourceName.CANVAS_API)]
+
+
 def big_load_job(engine) -> list[DataSourceStatus]:
     """Replaces the inventory tables with 400,000 enrollments (several seconds of LOAD DATA)."""
     import pandas as pd

@@ -87,6 +87,17 @@ def test_sigterm_during_a_load_rolls_it_back_and_exits_143(tmp_path, database):
     assert attempts(engine) == [("JOB_A", "interrupted", "stopped by SIGTERM", None)]
 
 
+def test_an_error_raised_over_the_stop_still_records_an_interrupted_attempt(tmp_path, database):
+    params, engine = database
+    process = start(tmp_path, params, {"JOB_A": "tests.jobs_for_tests.cleanup_error_job"})
+    wait_until(process.marker.exists, what="the job to start")
+    process.send_signal(signal.SIGTERM)
+    code, output = finish(process)
+    assert code == 143, output
+    assert "job JOB_A interrupted" in output and "Traceback" not in output
+    assert attempts(engine) == [("JOB_A", "interrupted", "stopped by SIGTERM", None)]
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stop_wakes_waiting_workers_and_the_job_is_not_recorded_as_run(tmp_path, database, signum, code):
     params, engine = database
