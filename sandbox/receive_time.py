@@ -4,8 +4,9 @@ A simulator thread blocked on a socket may get to run (and so to look at the clo
 the bytes arrived, while another thread executes a query; measured at `medium` on 2 cores, p90 15 ms and
 p99 55 ms. Dating arrivals by that wake-up would bunch them in the throttle, which real Canvas does not see.
 Linux stamps every received packet (SO_TIMESTAMPNS); `StampedSocketReader` reads the socket with recvmsg
-and keeps the stamp of the first bytes read since `reset`. Elsewhere, or when the bytes were already
-buffered (a pipelining client), the caller falls back to its own clock.
+and keeps the stamp of the first bytes read since `reset`. Elsewhere, when the bytes were already buffered (a
+pipelining client), or for the first packets after the process asked for stamps (Linux turns them on through a
+deferred static key, and TCP passes none for a packet received before), the caller falls back to its own clock.
 """
 
 from __future__ import annotations

@@ -198,8 +198,9 @@ def test_outage_faults_and_throttling_give_the_expected_rows(university, scenari
                                                              throttle_status):
     """Canvas and Zoom down together mid-run, independent faults on both, Canvas throttling: the same rows."""
     options = ServerOptions(seed=seed, faults=FaultOptions.uniform(0.04, slow=0.005, slow_seconds=2),
-                            throttle=ThrottleOptions(enabled=True, status=throttle_status, hwm=30.0, up_front=5.0,
-                                                     maximum=40.0),
+                            # A bucket small enough that the limiter's first estimates overrun it on any machine.
+                            throttle=ThrottleOptions(enabled=True, status=throttle_status, hwm=15.0, up_front=5.0,
+                                                     maximum=20.0),
                             outage=OutageOptions(after_requests=25, seconds=outage_seconds))
     # Zoom gets few requests: a higher rate makes sure some of them fail.
     zoom_options = replace(options, seed=seed + 100, throttle=ThrottleOptions(),

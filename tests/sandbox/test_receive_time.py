@@ -23,9 +23,25 @@ def connection():
         server.close()
 
 
+def stamped_reader(client, server):
+    """A reader whose socket already gets stamps. Linux turns receive timestamps on asynchronously (a deferred
+    static key) when the first socket asks for them, and TCP passes no stamp for a packet that arrived before:
+    the simulator's first request falls back to its own clock; these tests measure the steady state."""
+    reader = StampedSocketReader(server)
+    deadline = time.monotonic() + 5
+    while reader.stamping and time.monotonic() < deadline:
+        client.sendall(b"w")
+        assert reader.readinto(bytearray(1)) == 1
+        if reader.received() is not None:
+            break
+        time.sleep(0.01)
+    reader.reset()
+    return reader
+
+
 def test_bytes_read_late_are_dated_when_they_arrived(connection):
     client, server = connection
-    reader = StampedSocketReader(server)
+    reader = stamped_reader(client, server)
     rfile = io.BufferedReader(reader)
     assert reader.stamping
     client.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -40,7 +56,7 @@ def test_bytes_read_late_are_dated_when_they_arrived(connection):
 
 def test_reset_starts_a_new_request_and_buffered_bytes_have_no_stamp(connection):
     client, server = connection
-    reader = StampedSocketReader(server)
+    reader = stamped_reader(client, server)
     rfile = io.BufferedReader(reader)
     client.sendall(b"one\r\ntwo\r\n")                  # two lines in one packet, as a pipelining client sends
     assert rfile.readline() == b"one\r\n"
