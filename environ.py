@@ -81,13 +81,6 @@ def load_env(path: Path, schema_path: Path = SCHEMA_PATH, overrides: Mapping[str
     return _checked(config, schema, applied, f"the configuration ({path.name})", strict)
 
 
-def validated(config: Mapping[str, Any], *, strict: bool = False) -> Env:
-    """The checks and defaults of `load_env` for a configuration built in code (no files, no overrides)."""
-    config = _thawed(config)
-    _normalise_log_level(config)
-    return _checked(config, _schema(), Applied({}, set(), []), "the configuration", strict)
-
-
 def with_defaults(env: Mapping[str, Any]) -> Env:
     """`env` with the schema's defaults filled where keys are absent (idempotent: a loaded configuration already
     has them). Jobs called from code with a mapping of their own get the same values the runner would give."""

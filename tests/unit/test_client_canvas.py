@@ -16,6 +16,7 @@ from requests.structures import CaseInsensitiveDict
 import environ
 from clients.canvas import CanvasClient, CanvasSettings, connection_page, graphql_result
 from source_settings import canvas_settings
+from tests.conftest import write_config
 from vocab import ConfigError, FatalSourceError, SourceFormatError
 
 CANVAS_URL = "https://canvas.test"
@@ -85,7 +86,7 @@ def test_settings_from_env_and_secrets_hidden_from_repr():
     assert "gw-client" not in repr(settings)
 
 
-def test_settings_defaults_and_errors_name_keys_not_values():
+def test_settings_defaults_and_errors_name_keys_not_values(tmp_path):
     minimal = {"CANVAS": {"CANVAS_URL": CANVAS_URL, "CANVAS_TOKEN": CANVAS_TOKEN, "CANVAS_TERM_IDS": [7]}}
     settings = canvas_settings(environ.with_defaults(minimal))     # the schema's defaults, as a run gets them
     assert (settings.policy.max_attempts, settings.num_workers, settings.account_id) == (3, 8, 1)
@@ -94,7 +95,7 @@ def test_settings_defaults_and_errors_name_keys_not_values():
            "NUM_ASYNC_WORKERS": 0, "CANVAS": {"CANVAS_URL": CANVAS_URL, "CANVAS_TOKEN": "",
                                               "CANVAS_TERM_IDS": ["x"], "API_CLIENT_SECRET": 42}}
     with pytest.raises(ConfigError) as info:                       # the schema names keys, never values
-        environ.validated(bad)
+        environ.load_env(write_config(tmp_path, bad))
     text = str(info.value)
     assert "CANVAS_TOKEN" in text and "CANVAS_TERM_IDS" in text and "NUM_ASYNC_WORKERS" in text
     assert "42" not in text

@@ -15,6 +15,7 @@ from clients.bigquery import BigQuerySettings, _parameter, _source_error, create
 from mivideo import queries
 from mivideo.mivideo_extract import _run_procedures
 from mivideo.settings import settings_from_env
+from tests.conftest import write_config
 from vocab import (
     ConfigError,
     DataSourceStatus,
@@ -35,8 +36,13 @@ def env(**mivideo: object) -> dict:
             "INVENTORY_DB": {"host": "db.test", "port": 3306, "dbname": "inventory", "user": "u", "password": ""}}
 
 
+def loaded(directory: Path, config: dict) -> environ.Env:
+    """The configuration as a run gets it: checked against the schema, defaults filled."""
+    return environ.load_env(write_config(directory, config))
+
+
 def test_settings_from_a_minimal_section_use_the_documented_defaults(tmp_path: Path) -> None:
-    settings = settings_from_env(environ.validated(env()), tmp_path)
+    settings = settings_from_env(loaded(tmp_path, env()), tmp_path)
     assert settings.default_last_timestamp == datetime(2020, 3, 1, tzinfo=UTC)
     assert settings.bigquery.key_file == tmp_path / "sa.json" and settings.bigquery.api_endpoint == ""
     assert settings.kaltura.service_url == "https://www.kaltura.com" and settings.kaltura.policy.max_attempts == 4
@@ -45,7 +51,7 @@ def test_settings_from_a_minimal_section_use_the_documented_defaults(tmp_path: P
 
 
 def test_default_timestamp_is_converted_to_utc(tmp_path: Path) -> None:
-    settings = settings_from_env(environ.validated(env(default_last_timestamp="2020-03-01T00:00:00-05:00")), tmp_path)
+    settings = settings_from_env(loaded(tmp_path, env(default_last_timestamp="2020-03-01T00:00:00-05:00")), tmp_path)
     assert settings.default_last_timestamp == datetime(2020, 3, 1, 5, tzinfo=UTC)
 
 
@@ -56,7 +62,7 @@ def test_invalid_settings_name_the_problem_not_the_values(tmp_path: Path, bad: d
     if bad.get("kaltura_user_secret", "") is None:
         del config["MIVIDEO"]["kaltura_user_secret"]
     with pytest.raises(ConfigError) as error:                      # the schema names keys, never values
-        environ.validated(config)
+        loaded(tmp_path, config)
     assert SECRET not in str(error.value) and "DROP" not in str(error.value)
 
 
