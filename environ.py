@@ -78,7 +78,19 @@ def load_env(path: Path, schema_path: Path = SCHEMA_PATH, overrides: Mapping[str
         config["JOB_NAMES"] = list(job_names)
     _normalise_log_level(config)
 
-    return _checked(config, schema, applied, f"the configuration ({path.name})", strict)
+    unknown = [unknown_key_line(key, hint, applied.origins) for key, hint in unknown_keys(config, schema)]
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    problems = applied.problems + [describe(error, applied.origins, applied.not_json)
+                                   for error in validator.iter_errors(config)]
+    if not strict:
+        for line in unknown:
+            logger.warning("configuration: %s; ignored", line)
+    problems = sorted(set(problems + (unknown if strict else [])))
+    if problems:
+        raise ConfigError(f"the configuration ({path.name}) is invalid ({len(problems)} problem(s))", details=problems)
+    _apply_defaults(config, schema, schema)
+    _normalise_ports(config)
+    return _freeze(config)
 
 
 def with_defaults(env: Mapping[str, Any]) -> Env:
@@ -92,22 +104,6 @@ def with_defaults(env: Mapping[str, Any]) -> Env:
 def job_env(env: Mapping[str, Any] | None) -> Env:
     """What a job reads: the configuration it was handed, completed with defaults, or the runner's own."""
     return get_env() if env is None else with_defaults(env)
-
-
-def _checked(config: dict[str, Any], schema: Mapping[str, Any], applied: Applied, what: str, strict: bool) -> Env:
-    unknown = [unknown_key_line(key, hint, applied.origins) for key, hint in unknown_keys(config, schema)]
-    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
-    problems = applied.problems + [describe(error, applied.origins, applied.not_json)
-                                   for error in validator.iter_errors(config)]
-    if not strict:
-        for line in unknown:
-            logger.warning("configuration: %s; ignored", line)
-    problems = sorted(set(problems + (unknown if strict else [])))
-    if problems:
-        raise ConfigError(f"{what} is invalid ({len(problems)} problem(s))", details=problems)
-    _apply_defaults(config, schema, schema)
-    _normalise_ports(config)
-    return _freeze(config)
 
 
 @functools.cache
