@@ -8,7 +8,7 @@ shrink a table suspiciously is refused (`LoadPolicy`, carried by the engine the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 5_000
 BULK_MIN_ROWS = 10_000        # below this, INSERTs cost no more than writing a load file
+SYNC_MAX_SHARE = 0.5          # changing more of a table's rows than this: delete all and reload instead
 INFILE_REFUSED = "course_inventory.local_infile_refused"   # key in a DBAPI connection's info: tried once each
 POLICY_OPTION = "load_policy"                               # engine execution option holding the LoadPolicy
 
@@ -112,18 +113,22 @@ def _insert_frame(conn: sa.Connection, table: str, df: pd.DataFrame, *, ignore_d
             cursor.close()
         cursor = conn.connection.driver_connection.cursor()
     sql = sql or _insert_sql(table, list(df.columns), ignore_duplicates=ignore_duplicates)
-    affected = 0
     try:
-        batch: list[tuple[Any, ...]] = []
-        for row in frame_to_rows(df):
-            batch.append(row)
-            if len(batch) >= BATCH_ROWS:
-                affected += cursor.executemany(sql, batch) or 0
-                batch = []
-        if batch:
-            affected += cursor.executemany(sql, batch) or 0
+        return _execute_batches(cursor, sql, frame_to_rows(df))
     finally:
         cursor.close()
+
+
+def _execute_batches(cursor: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> int:
+    affected = 0
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            affected += cursor.executemany(sql, batch) or 0
+            batch = []
+    if batch:
+        affected += cursor.executemany(sql, batch) or 0
     return affected
 
 
@@ -166,14 +171,119 @@ def _policy(conn: sa.Connection) -> LoadPolicy:
     return policy if isinstance(policy, LoadPolicy) else LoadPolicy()
 
 
-def _check_shrink(conn: sa.Connection, frames: Mapping[str, pd.DataFrame]) -> None:
-    """Inside the replacement's transaction, before anything is deleted."""
+def _check_shrink(conn: sa.Connection, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """Inside the replacement's transaction, before anything is deleted; the tables' current row counts."""
     policy = _policy(conn)
+    counts = {}
     for table, df in frames.items():
-        current = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
+        counts[table] = current = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
         refusal = shrink_refusal(table, current, len(df), policy)
         if refusal:
             raise LoadError(f"{refusal}; previous data kept (run with --allow-shrink if this is intended)")
+    return counts
+
+
+@dataclass(frozen=True)
+class TableChanges:
+    """What turns a table's stored rows into a new snapshot: the keys to delete and the rows to write."""
+
+    key: str
+    stale_keys: list[Any]
+    rows: list[tuple[Any, ...]]       # new or changed rows, in the frame's column order
+
+
+def table_changes(stored: Iterable[tuple[Any, ...]], new: Iterable[tuple[Any, ...]], key_index: int
+                  ) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """(stored keys absent from `new`, rows of `new` not stored exactly as they are) (pure). Values compare as
+    Python values, so a row is kept only when every column is equal to what a full reload would store."""
+    by_key = {row[key_index]: row for row in stored}
+    changed = []
+    for row in new:
+        if by_key.pop(row[key_index], None) != row:
+            changed.append(row)
+    return list(by_key), changed
+
+
+def _sync_key(conn: sa.Connection, table: str, columns: Sequence[str]) -> str | None:
+    """The table's one-column primary key when the frame carries it and no other unique index exists (an upsert
+    could then collide with a row not updated yet); None otherwise."""
+    inspector = sa.inspect(conn)
+    key = inspector.get_pk_constraint(table).get("constrained_columns") or []
+    if len(key) != 1 or key[0] not in columns:
+        return None
+    unique = [index["column_names"] for index in inspector.get_indexes(table) if index.get("unique")]
+    return key[0] if all(names == key for names in unique) else None
+
+
+def _changes(conn: sa.Connection, table: str, df: pd.DataFrame) -> TableChanges | None:
+    """The changes that turn the stored rows into `df`, or None where deleting and reloading all is better: no
+    usable key, or more than SYNC_MAX_SHARE of the rows to write or delete."""
+    columns = list(df.columns)
+    key = _sync_key(conn, table, columns)
+    if key is None:
+        return None
+    names = ", ".join(f"`{c}`" for c in columns)
+    stored = conn.exec_driver_sql(f"SELECT {names} FROM `{table}`").all()
+    stale, rows = table_changes((tuple(row) for row in stored), frame_to_rows(df), columns.index(key))
+    if len(stale) + len(rows) > SYNC_MAX_SHARE * max(len(df), len(stored)):
+        return None
+    return TableChanges(key, stale, rows)
+
+
+def _plan(conn: sa.Connection, frames: Mapping[str, pd.DataFrame], current: Mapping[str, int]
+          ) -> dict[str, TableChanges | None]:
+    """Per table, its changes, or None to delete and reload it. A table referring to one that is reloaded is
+    reloaded too: deleting every parent row cascades to (or is refused for) the children kept."""
+    inspector = sa.inspect(conn)
+    plan: dict[str, TableChanges | None] = {}
+    for table, df in frames.items():                              # parents first
+        parents = {fk["referred_table"] for fk in inspector.get_foreign_keys(table)} & set(frames)
+        reloaded_parent = any(plan.get(parent) is None for parent in parents - {table})
+        plan[table] = None if not current[table] or reloaded_parent else _changes(conn, table, df)
+    return plan
+
+
+def _check_synced(conn: sa.Connection, frames: Mapping[str, pd.DataFrame],
+                  changes: Mapping[str, TableChanges | None]) -> None:
+    """Every synced table holds exactly its snapshot's rows (keys are unique, stale ones deleted, so a count
+    short of it means a row was lost, e.g. through a cascade from a parent the snapshot does not have)."""
+    for table, change in changes.items():
+        if change is None:
+            continue
+        count = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
+        if count != len(frames[table]):
+            raise LoadError(f"{table} would hold {count} rows instead of the snapshot's {len(frames[table])} "
+                            "(duplicate keys, or rows referring to parents the snapshot does not have)")
+
+
+def _upsert_sql(table: str, columns: Sequence[str], key: str) -> str:
+    updates = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in columns if c != key)
+    return f"{_insert_sql(table, columns)} ON DUPLICATE KEY UPDATE {updates or f'`{key}` = `{key}`'}"
+
+
+def _apply_deletes(conn: sa.Connection, table: str, changes: TableChanges | None) -> None:
+    if changes is None:
+        conn.exec_driver_sql(f"DELETE FROM `{table}`")
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for start in range(0, len(changes.stale_keys), BATCH_ROWS):
+            batch = changes.stale_keys[start:start + BATCH_ROWS]
+            cursor.execute(f"DELETE FROM `{table}` WHERE `{changes.key}` IN ({', '.join(['%s'] * len(batch))})",
+                           batch)
+    finally:
+        cursor.close()
+
+
+def _apply_writes(conn: sa.Connection, table: str, df: pd.DataFrame, changes: TableChanges | None) -> None:
+    if changes is None:
+        _insert_frame(conn, table, df)
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        _execute_batches(cursor, _upsert_sql(table, list(df.columns), changes.key), changes.rows)
+    finally:
+        cursor.close()
 
 
 def replace_tables(engine: sa.Engine, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
@@ -181,15 +291,22 @@ def replace_tables(engine: sa.Engine, frames: Mapping[str, pd.DataFrame]) -> dic
 
     `frames` is ordered parents first; deletes run children first so foreign keys hold. Readers keep
     seeing the complete previous data (InnoDB consistent reads) until the single COMMIT. A table that would
-    shrink against the engine's LoadPolicy is not touched (LoadError naming it and both counts).
+    shrink against the engine's LoadPolicy is not touched (LoadError naming it and both counts). A table that
+    already holds most of its snapshot, keyed by a one-column primary key the frame carries, gets only its
+    changes (stale keys deleted, new or changed rows upserted) and is then checked to hold exactly the
+    snapshot's row count; any other table is emptied and reloaded.
     """
     tables = list(frames)
     with _transaction(engine, "replacement", tables) as conn:
-        _check_shrink(conn, frames)
+        current = _check_shrink(conn, frames)
+        # A table already holding most of the snapshot (the next day's run) gets only its changes: deleting and
+        # reloading every row cost more than reading and comparing them (README "Benchmarks").
+        changes = _plan(conn, frames, current)
         for table in reversed(tables):
-            conn.exec_driver_sql(f"DELETE FROM `{table}`")
+            _apply_deletes(conn, table, changes[table])
         for table, df in frames.items():
-            _insert_frame(conn, table, df)
+            _apply_writes(conn, table, df, changes[table])
+        _check_synced(conn, frames, changes)
     counts = {table: len(df) for table, df in frames.items()}
     logger.info("replaced %s", ", ".join(f"{t}: {n} rows" for t, n in counts.items()))
     return counts
