@@ -204,10 +204,9 @@ def table_changes(stored: Iterable[tuple[Any, ...]], new: Iterable[tuple[Any, ..
     return list(by_key), changed
 
 
-def _sync_key(conn: sa.Connection, table: str, columns: Sequence[str]) -> str | None:
+def _sync_key(inspector: sa.Inspector, table: str, columns: Sequence[str]) -> str | None:
     """The table's one-column primary key when the frame carries it and no other unique index exists (an upsert
     could then collide with a row not updated yet); None otherwise."""
-    inspector = sa.inspect(conn)
     key = inspector.get_pk_constraint(table).get("constrained_columns") or []
     if len(key) != 1 or key[0] not in columns:
         return None
@@ -215,11 +214,11 @@ def _sync_key(conn: sa.Connection, table: str, columns: Sequence[str]) -> str | 
     return key[0] if all(names == key for names in unique) else None
 
 
-def _changes(conn: sa.Connection, table: str, df: pd.DataFrame) -> TableChanges | None:
+def _changes(conn: sa.Connection, inspector: sa.Inspector, table: str, df: pd.DataFrame) -> TableChanges | None:
     """The changes that turn the stored rows into `df`, or None where deleting and reloading all is better: no
     usable key, or more than SYNC_MAX_SHARE of the rows to write or delete."""
     columns = list(df.columns)
-    key = _sync_key(conn, table, columns)
+    key = _sync_key(inspector, table, columns)
     if key is None:
         return None
     names = ", ".join(f"`{c}`" for c in columns)
@@ -234,12 +233,12 @@ def _plan(conn: sa.Connection, frames: Mapping[str, pd.DataFrame], current: Mapp
           ) -> dict[str, TableChanges | None]:
     """Per table, its changes, or None to delete and reload it. A table referring to one that is reloaded is
     reloaded too: deleting every parent row cascades to (or is refused for) the children kept."""
-    inspector = sa.inspect(conn)
+    inspector = sa.inspect(conn)         # one reflection cache for every table's keys and references
     plan: dict[str, TableChanges | None] = {}
     for table, df in frames.items():                              # parents first
         parents = {fk["referred_table"] for fk in inspector.get_foreign_keys(table)} & set(frames)
         reloaded_parent = any(plan.get(parent) is None for parent in parents - {table})
-        plan[table] = None if not current[table] or reloaded_parent else _changes(conn, table, df)
+        plan[table] = None if not current[table] or reloaded_parent else _changes(conn, inspector, table, df)
     return plan
 
 
