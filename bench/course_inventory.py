@@ -197,10 +197,11 @@ def report(result: dict, args: argparse.Namespace) -> str:
     ]
     if args.timeline:
         lines.append("  Canvas limiter each second: t, start rate/s, cap, in flight, smoothed remaining -> setpoint, "
-                     "requests/s, cost/s, refusals")
+                     "requests/s, cost/s, refusals, learned up-front cost, margin (sigmas)")
         lines += [f"    {row['t_s']:5.1f} {row['rate'] or 0:6.1f} {row['limit']:3d} {row['in_flight']:3d} "
                   f"{row['remaining'] or 0:6.0f} -> {row['target']:4.0f} {row['requests_per_s']:6.1f} "
-                  f"{row['cost_per_s']:5.2f} {row['refused']:3d}" for row in result["timeline"]]
+                  f"{row['cost_per_s']:5.2f} {row['refused']:3d} {row['up_front']:5.1f} {row['headroom_sigmas']:4.2f}"
+                  for row in result["timeline"]]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import threading
 import time
 from collections import deque
@@ -30,14 +31,16 @@ class ThrottleController:
     Not thread-safe; the limiter calls it under its lock, simulations call it directly.
 
     Nothing about the bucket is assumed: Canvas's high-water mark, leak and up-front cost can differ per token.
-    The up-front cost (what a request in flight holds) is learned from the headers: a refusal shows it is at least
-    the remaining the request was refused at (canvas-lms request_throttle.rb reserves it before the check), so it
-    is the second largest such remaining (one refusal answered just as another request left the server reads too
-    high, and an unreachable setpoint would pin the rate at its floor), and until a refusal says more it is taken
-    as `prior_share` of the largest remaining seen: an eighth, a little above Canvas's default ratio (50 of 600),
-    because a job that starts on a bucket another job is filling sees less than the high-water mark (on the
-    simulated bucket of tests/unit/test_client_http.py a twelfth refused ~2 % there, a sixth left ~5 % of the leak
-    unused). A fixed `up_front_cost` may be given instead.
+    The up-front cost (what a request in flight holds) is read off the headers. Between two answers close in time
+    the count moves by whole reservations, one for each request that arrived or left (a finished request swaps
+    its reservation for its cost, which is small beside it), so the jumps of the remaining are multiples of the
+    up-front cost; their lower quartile is taken (the single jumps; the leak between the answers is too small to
+    count). Refusals bound it from below (canvas-lms request_throttle.rb reserves it before the check, so a
+    request is refused at a remaining at or below it): most recent refusals above the jumps mean the jumps read
+    low. Until the remaining first jumps, it is taken as `prior_share` of the largest remaining seen (an eighth,
+    a little above Canvas's default ratio of 50 to 600) or the second largest remaining a request was refused
+    at, whichever is more; the first jump restarts the rate if it shows dearer reservations than that guess. A
+    fixed `up_front_cost` may be given instead.
 
     The margin of the setpoint (`headroom_sigmas`, from 2.0) is itself steered so that refusals make up
     `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin was too cautious on quiet
@@ -47,10 +50,13 @@ class ThrottleController:
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
     CONGESTION_CUT = 0.3            # ...and while it is not, or when the server reports no headroom at all
     CATCH_UP = 1.0                  # starts a late pacer may make up at once (keeps the average rate)
+    STEP_WINDOW = 63                # recent jumps of the remaining whose lower quartile is the up-front cost
+    STEP_FLOOR_SHARE = 1 / 64       # a jump smaller than this share of the largest remaining is drift
+    REFUSAL_WINDOW = 9              # recent refusals whose median remaining bounds it from below
 
     def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float | None = None,
                  prior_share: float = 1 / 8, min_reserves: float = 2.0,
-                 headroom_sigmas: float = 1.5, gain: float = 0.125, max_step: float = 0.25,
+                 headroom_sigmas: float = 2.0, gain: float = 0.125, max_step: float = 0.25,
                  smoothing_rtts: float = 2.0, spread_rtts: float = 8.0, window_slack: float = 2.0,
                  refusal_target: float | None = 0.005, sigma_bounds: tuple[float, float] = (0.5, 4.0),
                  sigma_gain: float = 0.05) -> None:
@@ -65,7 +71,12 @@ class ThrottleController:
         self._initial = max(1, min(ceiling, initial))
         self._fixed_up_front, self._prior_share = up_front_cost, prior_share
         self._refused_at: list[float] = []   # the two largest remainings requests were refused at
+        self._recent_refusals: deque[float] = deque(maxlen=self.REFUSAL_WINDOW)
         self._max_remaining = 0.0            # the largest remaining ever reported (about the high-water mark)
+        self._last_report: tuple[float, float] | None = None   # (when, remaining) of the latest answer
+        self._steps: deque[float] = deque(maxlen=self.STEP_WINDOW)   # recent jumps of the remaining
+        self._step_cost: float | None = None   # their lower quartile (None before the first jump)
+        self._jump_cost = 0.0                # the up-front cost the start rate was set for
         self._min_reserves, self._sigmas = min_reserves, headroom_sigmas
         self._gain, self._max_step = gain, max_step
         self._smoothing, self._spread_rtts, self._slack = smoothing_rtts, spread_rtts, window_slack
@@ -109,7 +120,8 @@ class ThrottleController:
         """Account for the answer to the request started with `ticket`, `rtt` seconds after it started."""
         if remaining is None and not throttled and self.remaining is not None:
             return                   # a load balancer's error page, not Canvas: it says nothing about the bucket
-        self._learn_bucket(remaining, throttled)
+        guessed = self._step_cost is None
+        self._learn_bucket(remaining, throttled, now)
         if not throttled:            # refusals come back early: they would bias the round trip
             self.srtt = rtt if self.srtt is None else self.srtt + (max(rtt, 0.0) - self.srtt) / 8
         if self.srtt is None:
@@ -118,8 +130,12 @@ class ThrottleController:
             # Start with as many requests per round trip as the reported headroom holds reservations (on an
             # idle bucket ~10): climbing there from `initial` would leave most of the first second unused.
             # (Only a served answer gets here: refusals never set the round trip this needs.)
-            fits = 0.0 if remaining is None else (remaining - self._min_target) / self.up_front
-            self.rate = max(float(self._initial), fits) / max(self.srtt, 1e-3)
+            self._jump_cost = self.up_front
+            self.rate = max(float(self._initial), self._fits(remaining)) / max(self.srtt, 1e-3)
+        elif guessed and self._step_cost is not None and self.up_front > self._jump_cost:
+            # The first jump of the remaining shows reservations dearer than the start guessed: start again
+            # from what the headroom holds at that price, before the burst sent on the guess is refused.
+            self.rate = min(self.rate, max(float(self._initial), self._fits(remaining)) / max(self.srtt, 1e-3))
         if remaining is not None:
             self._smooth(remaining, now)
         self._adapt_sigmas(throttled, remaining)
@@ -163,8 +179,17 @@ class ThrottleController:
         if self._fixed_up_front is not None:
             return self._fixed_up_front
         # The second largest: one refusal answered just as another request left the server reads too high.
-        learned = self._refused_at[-1] if self._refused_at else 0.0
-        return max(learned, self._prior_share * self._max_remaining, 1.0)
+        if self._step_cost is None:
+            refused_at = self._refused_at[-1] if self._refused_at else 0.0
+            return max(refused_at, self._prior_share * self._max_remaining, 1.0)
+        # Refusals come at or below the up-front cost: most of them above the jumps' median means the jumps
+        # read it low. (Their largest would creep up: a refusal answered as others leave reads high.)
+        refused_at = statistics.median(self._recent_refusals) if self._recent_refusals else 0.0
+        return max(refused_at, self._step_cost, 1.0)
+
+    def _fits(self, remaining: float | None) -> float:
+        """Reservations beyond the setpoint's floor that a reported remaining holds."""
+        return 0.0 if remaining is None else (remaining - self._min_target) / self.up_front
 
     @property
     def _min_target(self) -> float:
@@ -173,12 +198,24 @@ class ThrottleController:
         floor = self._min_reserves * self.up_front
         return min(floor, self._max_remaining - self.up_front) if self._max_remaining > 2 * self.up_front else floor
 
-    def _learn_bucket(self, remaining: float | None, throttled: bool) -> None:
+    def _learn_bucket(self, remaining: float | None, throttled: bool, now: float) -> None:
         if remaining is None:
             return
         self._max_remaining = max(self._max_remaining, remaining)
         if throttled:
             self._refused_at = sorted([*self._refused_at, remaining], reverse=True)[:2]
+            self._recent_refusals.append(remaining)
+        # Between two answers close in time the bucket's count moves by whole reservations (a request arriving
+        # adds one, one finishing swaps its own for a cost that is small beside it) and barely leaks: the jumps
+        # of the remaining are multiples of the up-front cost, mostly one of it. Answers further apart than half
+        # a round trip are skipped, since the leak between them could pass for a jump.
+        last, self._last_report = self._last_report, (now, remaining)
+        if last is None or now - last[0] > 0.5 * (self.srtt or 0.1):
+            return
+        jump = abs(remaining - last[1])
+        if jump > self.STEP_FLOOR_SHARE * self._max_remaining:
+            self._steps.append(jump)
+            self._step_cost = sorted(self._steps)[len(self._steps) // 4]
 
     @property
     def headroom_sigmas(self) -> float:
@@ -251,14 +288,15 @@ class AdaptiveLimiter:
     Every phase of a job shares the token's limiter; other jobs on the same token show up in the remaining
     and the rate yields to them. Without remaining headers (other services) it grows to the ceiling and
     cuts on refusals only; once a server has reported them, an answer without them (a load balancer's error
-    page during an outage) is ignored. It starts with `initial` (4) requests until the first answer, as the bucket may
-    already be busy. `ThrottleController` holds the arithmetic, free of threads and clocks.
+    page during an outage) is ignored. It starts with `initial` (2) requests until the first answer, as the bucket may
+    already be busy and a reservation may be dear (three of Canvas's on a bucket of half its size would fill it).
+    `ThrottleController` holds the arithmetic, free of threads and clocks.
     """
 
     def __init__(self, ceiling: int, *, name: str = "limiter", initial: int | None = None,
                  up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
-        self._core = ThrottleController(ceiling, initial=4 if initial is None else initial,
+        self._core = ThrottleController(ceiling, initial=2 if initial is None else initial,
                                         up_front_cost=up_front_cost)
         self._clock = clock
         self._lock = threading.Lock()

@@ -556,21 +556,61 @@ def test_without_rate_limit_headers_the_limit_grows_to_the_ceiling_and_refusals_
     assert controller.limit == 2 and controller.rate == pytest.approx(0.5 / controller.srtt)
 
 
-def test_the_up_front_cost_is_learned_from_the_headers():
+def test_until_the_remaining_jumps_the_up_front_cost_is_guessed_and_bounded_by_refusals():
     controller = ThrottleController(32)
     answered(controller, 1.0, 298.0)                 # the largest remaining seen: about the high-water mark
-    assert controller.up_front == pytest.approx(298.0 / 8)   # before any refusal: an eighth of it
+    assert controller.up_front == pytest.approx(298.0 / 8)   # an eighth of it
     assert controller.target == pytest.approx(2 * 298.0 / 8)
+    # Answers further apart than half a round trip (0.1 s here): the leak between them could pass for a jump.
     answered(controller, 1.1, 91.5, throttled=True)  # refused at 91.5 left: the reservation is at least that
     assert controller.up_front == 91.5
-    answered(controller, 1.15, 92.0, throttled=True)
-    answered(controller, 1.2, 60.0, throttled=True)  # a lower one teaches nothing new...
-    answered(controller, 1.25, 180.0, throttled=True)   # ...nor one answered just as another request left
+    answered(controller, 1.2, 92.0, throttled=True)
+    answered(controller, 1.3, 60.0, throttled=True)  # a lower one teaches nothing new...
+    answered(controller, 1.4, 180.0, throttled=True)   # ...nor one answered just as another request left
     assert controller.up_front == 92.0 and controller.target >= 184.0 - 1e-9   # the second largest
-    answered(controller, 1.3, 40.0)
+    answered(controller, 1.5, 40.0)
     assert controller.remaining > 40.0               # the danger zone is below one learned reservation...
-    run_answers(controller, 80.0, 0.5, start=1.3)
+    for n in range(50):
+        answered(controller, 1.5 + (n + 1) / 10, 80.0)
     assert controller.rate <= 0.5 / controller.srtt * 1.01   # ...so the rate falls to its floor there
+
+
+@pytest.mark.parametrize(("hwm", "up_front"), [(600.0, 50.0), (300.0, 100.0), (600.0, 12.5)])
+def test_the_up_front_cost_is_read_off_the_jumps_of_the_remaining(hwm, up_front):
+    # Answers 5 ms apart: between them requests came and went, each moving the count by a reservation
+    # (less its small cost), and the bucket leaked a little. No refusal is needed.
+    rng, controller = random.Random(4), ThrottleController(32)
+    inside, level, now = 0, 0.0, 0.0
+    for _ in range(400):
+        now += 0.005
+        inside = max(0, min(int(hwm / up_front) - 2, inside + rng.choice((-2, -1, -1, 0, 0, 1, 1, 2))))
+        level = max(level + rng.uniform(-0.05, 0.04), 0.0)
+        answered(controller, now, hwm - level - inside * (up_front - 0.04))
+    assert controller.up_front == pytest.approx(up_front, rel=0.02)
+
+
+def test_refusals_above_the_jumps_raise_the_up_front_cost():
+    controller = ThrottleController(32)
+    for n, remaining in enumerate([600.0, 580.0, 600.0, 580.0]):   # jumps of 20...
+        answered(controller, 1.0 + n * 0.005, remaining)
+    assert controller.up_front == pytest.approx(20.0)
+    for n in range(5):                               # ...but requests are refused with 44-45 left
+        answered(controller, 2.0 + n, 44.0 + n % 2, throttled=True)
+    assert controller.up_front == pytest.approx(44.0)   # their median
+
+
+def test_a_first_jump_dearer_than_the_guess_restarts_the_rate():
+    controller = ThrottleController(32, initial=2)
+    answered(controller, 1.0, 300.0)                 # guessed 37.5: room for six reservations per round trip
+    guessed = controller.rate
+    assert guessed == pytest.approx((300.0 - 75.0) / 37.5 / 0.1, rel=0.05)
+    answered(controller, 1.005, 200.0)               # one reservation is 100: hardly any room
+    assert controller.up_front == pytest.approx(100.0) and controller.rate <= 2 / 0.1 * 1.05
+    cheaper = ThrottleController(32, initial=2)
+    answered(cheaper, 1.0, 600.0)
+    rate = cheaper.rate
+    answered(cheaper, 1.005, 560.0)                  # cheaper than the guess: the rate climbs as it would
+    assert cheaper.up_front == pytest.approx(40.0) and cheaper.rate >= rate
 
 
 def test_answers_without_throttle_headers_do_not_move_a_throttled_rate():
@@ -680,13 +720,14 @@ def simulate(w: Workload) -> dict[str, float]:
         action()
     wall = clock[0]
     return {"utilisation": state["cost"] / (wall * 10.0), "refused": state["refused"] / w.requests,
-            "peak": state["peak"], "cost_rate": state["cost"] / wall}
+            "peak": state["peak"], "cost_rate": state["cost"] / wall, "up_front": controller.up_front}
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_mixed_workload_uses_the_leak_with_rare_refusals(seed):
     result = simulate(Workload(seed=seed))
     assert result["utilisation"] >= 0.8 and result["refused"] <= 0.01
+    assert result["up_front"] == pytest.approx(50.0, rel=0.02)
     # Half of each round trip is network: far more than the 12 requests whose reservations fill the bucket
     # are in flight, which the old reservation-counting limiter never allowed.
     assert result["peak"] > 16
@@ -708,6 +749,7 @@ def test_a_smaller_bucket_with_dearer_reservations_keeps_refusals_rare():
     # Half the high-water mark, twice the up-front cost: nothing of either is known to the limiter beforehand.
     result = simulate(Workload(hwm=300.0, up_front=100.0, requests=1200))
     assert result["refused"] <= 0.01
+    assert result["up_front"] == pytest.approx(100.0, rel=0.02)   # learned, from the jumps of the remaining
 
 
 def test_slow_expensive_requests_keep_refusals_rare():
