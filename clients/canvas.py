@@ -238,14 +238,15 @@ class CanvasClient:
 
     # ---- GraphQL ----
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None, *,
-                operation_name: str | None = None) -> GraphQLResult:
-        """The `data` and `errors` of a GraphQL response; errors without data raise FatalSourceError."""
+                operation_name: str | None = None, urgent: bool = False) -> GraphQLResult:
+        """The `data` and `errors` of a GraphQL response; errors without data raise FatalSourceError. `urgent`
+        requests start before the others waiting for the Canvas limiter."""
         body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
         if operation_name:
             body["operationName"] = operation_name
         payload, _ = self._canvas.request_json("POST", f"{self.settings.canvas_url}/api/graphql", kind="graphql",
                                                limiter=self.canvas_limiter, headers=self._canvas_headers(),
-                                               json=body)
+                                               json=body, urgent=urgent)
         return graphql_result(payload)
 
 

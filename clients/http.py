@@ -218,20 +218,21 @@ class HttpClient:
 
     def request_json(self, method: str, url: str, *, kind: str, limiter: AdaptiveLimiter | None = None,
                      headers: Mapping[str, str] | None = None, params: Any = None, data: Any = None,
-                     json: Any = None) -> tuple[Any, requests.Response]:
-        """(decoded JSON body, response); invalid JSON counts as a transient failure."""
+                     json: Any = None, urgent: bool = False) -> tuple[Any, requests.Response]:
+        """(decoded JSON body, response); invalid JSON counts as a transient failure. `urgent`: the limiter lets
+        it start before requests that are not."""
         all_headers = {"Accept": "application/json", **(headers or {})}
         return self._call(method, url, kind, limiter, all_headers, params, data, json,
-                          lambda r: decode_json(r, source=self.source, method=method), 0)
+                          lambda r: decode_json(r, source=self.source, method=method), 0, urgent)
 
     def _call(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, headers: dict[str, str],
               params: Any, data: Any, json: Any, parse: Callable[[requests.Response], Any] | None,
-              redirects: int) -> Any:
+              redirects: int, urgent: bool = False) -> Any:
         logger.debug("%s %s", method, sanitize_url(url))
 
         def attempt() -> Any:
-            response = self._send(method, url, kind, limiter, redirects, headers=headers, params=params, data=data,
-                                  json=json)
+            response = self._send(method, url, kind, limiter, redirects, urgent, headers=headers, params=params,
+                                  data=data, json=json)
             return response if parse is None else (parse(response), response)
 
         try:
@@ -246,8 +247,8 @@ class HttpClient:
             self.stats.record_retry()
 
     def _send(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, redirects: int,
-              **kwargs: Any) -> requests.Response:
-        response = self._send_once(method, url, kind, limiter, **kwargs)
+              urgent: bool, **kwargs: Any) -> requests.Response:
+        response = self._send_once(method, url, kind, limiter, urgent, **kwargs)
         while 300 <= response.status_code < 400:
             target = urljoin(response.url or url, response.headers.get("Location", ""))
             if redirects <= 0 or not same_origin(target, url):
@@ -259,12 +260,13 @@ class HttpClient:
             else:
                 kwargs = {**kwargs, "params": None}
             url = target
-            response = self._send_once(method, url, kind, limiter, **kwargs)
+            response = self._send_once(method, url, kind, limiter, urgent, **kwargs)
         return response
 
-    def _send_once(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None,
+    def _send_once(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, urgent: bool,
                    **kwargs: Any) -> requests.Response:
-        gate: AbstractContextManager[Slot | None] = limiter.slot() if limiter is not None else nullcontext()
+        gate: AbstractContextManager[Slot | None] = (limiter.slot(urgent=urgent) if limiter is not None
+                                                     else nullcontext())
         with gate as slot:
             started = self._clock()
             try:

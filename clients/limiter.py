@@ -301,6 +301,7 @@ class AdaptiveLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._waiters: deque[threading.Condition] = deque()   # FIFO; only the head waits for the pacer
+        self._urgent_waiting = 0                              # the first this many of them are urgent
         self._in_flight = 0
         self._peak = 0
         self._book = GateBookkeeping()
@@ -373,10 +374,11 @@ class AdaptiveLimiter:
                           target=core.target if core.remaining is not None else 0.0)
 
     @contextmanager
-    def slot(self) -> Iterator[Slot]:
-        """Block until a request may start; the caller reports the response through the slot."""
+    def slot(self, *, urgent: bool = False) -> Iterator[Slot]:
+        """Block until a request may start; the caller reports the response through the slot. An `urgent` request
+        waits behind earlier urgent ones only."""
         with self._lock:
-            ticket, started = self._acquire()
+            ticket, started = self._acquire(urgent)
         try:
             yield Slot(self, ticket, started)
         finally:
@@ -385,11 +387,15 @@ class AdaptiveLimiter:
                 self._account(self._clock())
                 self._wake_head()
 
-    def _acquire(self) -> tuple[int, float]:
-        # Caller holds the lock. Waiters queue in order; the head alone watches the pacer and the cap, so a
-        # start or a freed slot wakes one thread instead of all of them.
+    def _acquire(self, urgent: bool) -> tuple[int, float]:
+        # Caller holds the lock. Waiters queue in order (urgent ones ahead of the rest); the head alone watches the
+        # pacer and the cap, so a start or a freed slot wakes one thread instead of all of them.
         waiter = threading.Condition(self._lock)
-        self._waiters.append(waiter)
+        if urgent:                           # (a head it displaces finds it is no longer the head when it wakes)
+            self._waiters.insert(self._urgent_waiting, waiter)
+            self._urgent_waiting += 1
+        else:
+            self._waiters.append(waiter)
         try:
             while True:
                 now = self._clock()
@@ -406,6 +412,8 @@ class AdaptiveLimiter:
                     waiter.wait()
         finally:
             self._waiters.remove(waiter)
+            if urgent:
+                self._urgent_waiting -= 1
             self._wake_head()
         self._in_flight += 1
         self._peak = max(self._peak, self._in_flight)

@@ -236,10 +236,12 @@ class _Collector:
         """
         rosters = {course_id: CoursePages(course_id) for course_id in course_ids}
         pages: list[tuple[int, str | None]] = [(course_id, None) for course_id in course_ids]
+        follow_up = False
         while pages:
             self.tasks.check()
             with self.raw.phases.track("enrollments", items=len(pages)):
-                results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages)
+                results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages, follow_up=follow_up)
+            follow_up = True
             pages, finished = [], []
             for course_id, nodes, cursor in results:
                 sections: dict[int, SectionInfo] = {}

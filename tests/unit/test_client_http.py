@@ -780,6 +780,31 @@ def test_limiter_bounds_requests_in_flight():
     assert peak[0] == 3
 
 
+def test_urgent_requests_start_before_the_ones_already_waiting():
+    limiter = AdaptiveLimiter(1, initial=1)
+    order: list[str] = []
+
+    def work(name: str, urgent: bool) -> None:
+        with limiter.slot(urgent=urgent):
+            order.append(name)
+
+    def queue(name: str, urgent: bool) -> threading.Thread:
+        waiting = len(limiter._waiters)
+        thread = threading.Thread(target=work, args=(name, urgent))
+        thread.start()
+        deadline = time.monotonic() + 5
+        while len(limiter._waiters) == waiting and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return thread
+
+    with limiter.slot():                         # the only slot is taken: everyone else queues
+        threads = [queue("rest 1", False), queue("rest 2", False), queue("page 1", True), queue("rest 3", False),
+                   queue("page 2", True)]
+    for thread in threads:
+        thread.join(5)
+    assert order == ["page 1", "page 2", "rest 1", "rest 2", "rest 3"]
+
+
 def test_limiter_paces_starts_across_threads():
     limiter = AdaptiveLimiter(32, initial=2)
     with limiter.slot() as slot:                 # the first answer sets the rate: initial per round trip
