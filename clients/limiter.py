@@ -54,7 +54,7 @@ class ThrottleController:
     STEP_FLOOR_SHARE = 1 / 64       # a jump smaller than this share of the largest remaining is drift
     REFUSAL_WINDOW = 9              # recent refusals whose median remaining bounds it from below
 
-    def __init__(self, ceiling: int, *, initial: int = 4, up_front_cost: float | None = None,
+    def __init__(self, ceiling: int, *, initial: int = 2, up_front_cost: float | None = None,
                  prior_share: float = 1 / 8, min_reserves: float = 2.0,
                  headroom_sigmas: float = 2.0, gain: float = 0.125, max_step: float = 0.25,
                  smoothing_rtts: float = 2.0, spread_rtts: float = 8.0, window_slack: float = 2.0,
@@ -293,11 +293,10 @@ class AdaptiveLimiter:
     `ThrottleController` holds the arithmetic, free of threads and clocks.
     """
 
-    def __init__(self, ceiling: int, *, name: str = "limiter", initial: int | None = None,
+    def __init__(self, ceiling: int, *, name: str = "limiter", initial: int = 2,
                  up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
-        self._core = ThrottleController(ceiling, initial=2 if initial is None else initial,
-                                        up_front_cost=up_front_cost)
+        self._core = ThrottleController(ceiling, initial=initial, up_front_cost=up_front_cost)
         self._clock = clock
         self._lock = threading.Lock()
         self._waiters: deque[threading.Condition] = deque()   # FIFO; only the head waits for the pacer
