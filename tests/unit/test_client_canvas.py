@@ -312,6 +312,21 @@ def test_graphql_request_shape():
     assert kwargs["headers"]["Authorization"] == f"Bearer {CANVAS_TOKEN}"
 
 
+def test_an_urgent_graphql_request_takes_the_canvas_limiters_urgent_lane(monkeypatch: pytest.MonkeyPatch):
+    client, _ = make_client(lambda method, url, kwargs: make_response(200, {"data": {}}, url))
+    lanes: list[bool] = []
+    slot = client.canvas_limiter.slot
+
+    def noted_slot(*, urgent: bool = False):
+        lanes.append(urgent)
+        return slot(urgent=urgent)
+
+    monkeypatch.setattr(client.canvas_limiter, "slot", noted_slot)
+    client.graphql("query { x }", urgent=True)
+    client.graphql("query { x }")
+    assert lanes == [True, False]
+
+
 def test_connection_page_validates_shape():
     with pytest.raises(SourceFormatError):
         connection_page({"course": {"enrollmentsConnection": {"nodes": []}}}, ("course", "enrollmentsConnection"))

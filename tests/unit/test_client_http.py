@@ -780,6 +780,23 @@ def test_limiter_bounds_requests_in_flight():
     assert peak[0] == 3
 
 
+def test_a_request_asked_as_urgent_queues_as_urgent_at_every_attempt():
+    class Lanes(AdaptiveLimiter):
+        def __init__(self) -> None:
+            super().__init__(4)
+            self.asked: list[bool] = []
+
+        def slot(self, *, urgent: bool = False):  # type: ignore[override]
+            self.asked.append(urgent)
+            return super().slot(urgent=urgent)
+
+    client, _, _ = client_for([make_response(500, "oops"), make_response(200, b"{}"), make_response(200, b"{}")])
+    limiter = Lanes()
+    client.request_json("POST", URL, kind="graphql", limiter=limiter, urgent=True)
+    client.request_json("GET", URL, kind="rest", limiter=limiter)
+    assert limiter.asked == [True, True, False]          # the retry of a failed attempt stays in the urgent lane
+
+
 def test_urgent_requests_start_before_the_ones_already_waiting():
     limiter = AdaptiveLimiter(1, initial=1)
     order: list[str] = []
