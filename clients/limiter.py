@@ -178,12 +178,12 @@ class ThrottleController:
         """The up-front cost a request in flight holds in the bucket, as far as the headers have told."""
         if self._fixed_up_front is not None:
             return self._fixed_up_front
-        # The second largest: one refusal answered just as another request left the server reads too high.
         if self._step_cost is None:
+            # The second largest: one refusal answered just as another request left the server reads too high.
             refused_at = self._refused_at[-1] if self._refused_at else 0.0
             return max(refused_at, self._prior_share * self._max_remaining, 1.0)
-        # Refusals come at or below the up-front cost: most of them above the jumps' median means the jumps
-        # read it low. (Their largest would creep up: a refusal answered as others leave reads high.)
+        # Refusals come at or below the up-front cost: most recent ones above what the jumps say means the jumps
+        # read it low. (Their largest would creep up over a run: a refusal answered as others leave reads high.)
         refused_at = statistics.median(self._recent_refusals) if self._recent_refusals else 0.0
         return max(refused_at, self._step_cost, 1.0)
 
