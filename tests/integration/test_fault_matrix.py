@@ -22,7 +22,7 @@ from sandbox.httpserver import CostModel, ServerOptions
 from sandbox.outages import OutageOptions
 from sandbox.throttle import ThrottleOptions
 from source_settings import canvas_settings
-from tests.helpers.canvas_sandbox import canvas_sandbox
+from tests.helpers.canvas_sandbox import CANVAS_TOKEN, canvas_sandbox, fill_bucket
 from tests.integration.test_course_inventory import loaded
 
 pytestmark = pytest.mark.integration
@@ -43,12 +43,14 @@ def test_outage_faults_throttling_and_shifting_pages_give_the_expected_rows(migr
     options = ServerOptions(
         seed=seed, latency_ms=2, cost=CostModel(overhead_ms=20),
         faults=FaultOptions.uniform(0.04, slow=0.005, slow_seconds=2),
-        # A bucket this small throttles a small university on any machine (at hwm 30 a slow one stayed below it).
-        throttle=ThrottleOptions(enabled=True, status=throttle_status, hwm=15.0, up_front=5.0, maximum=20.0),
+        # A small bucket, found full (below): at a leak of 5 a second the job's first requests meet 2 s of refusals.
+        throttle=ThrottleOptions(enabled=True, status=throttle_status, hwm=15.0, up_front=5.0, maximum=20.0,
+                                 leak=5.0),
         outage=OutageOptions(after_requests=60, seconds=outage_seconds))
     with canvas_sandbox(university, udw_db=None, inventory_db=migrated_db_params, term_ids=terms, options=options,
                         roster_churn=0.15) as box:
         box.gateway.share_outages(box.canvas.outages)          # both hosts go down together, mid-run
+        fill_bucket(box.canvas, CANVAS_TOKEN)
         settings = canvas_settings(with_defaults(box.env), timeouts=Timeouts(connect=2, read=1.0))
         with CanvasClient(settings, policy=POLICY) as canvas:
             run_course_inventory(box.env, engine=migrated_engine, canvas=canvas)

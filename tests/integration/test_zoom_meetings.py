@@ -37,6 +37,7 @@ from sandbox.university import University
 from sandbox.zoom_data import ExpectedZoom, ZoomData, expected_zoom_output
 from sandbox.zoom_sim import HISTORY_PATH, LAUNCH_PATH, ZoomLti, ZoomSimOptions
 from source_settings import canvas_settings, zoom_settings
+from tests.helpers.canvas_sandbox import fill_bucket
 from vocab import JobError, ValidDataSourceName
 
 TOKEN = "canvas-zoom-test-token"
@@ -198,9 +199,10 @@ def test_outage_faults_and_throttling_give_the_expected_rows(university, scenari
                                                              throttle_status):
     """Canvas and Zoom down together mid-run, independent faults on both, Canvas throttling: the same rows."""
     options = ServerOptions(seed=seed, faults=FaultOptions.uniform(0.04, slow=0.005, slow_seconds=2),
-                            # A bucket small enough that the limiter's first estimates overrun it on any machine.
+                            # A small bucket, found full (below): at a leak of 5 a second the job's first
+                            # requests meet 2 s of refusals.
                             throttle=ThrottleOptions(enabled=True, status=throttle_status, hwm=15.0, up_front=5.0,
-                                                     maximum=20.0),
+                                                     maximum=20.0, leak=5.0),
                             outage=OutageOptions(after_requests=25, seconds=outage_seconds))
     # Zoom gets few requests: a higher rate makes sure some of them fail.
     zoom_options = replace(options, seed=seed + 100, throttle=ThrottleOptions(),
@@ -208,6 +210,7 @@ def test_outage_faults_and_throttling_give_the_expected_rows(university, scenari
     policy = replace(FAST_RETRIES, backoff_max=1.0, throttle_max=1.0)
     with world(university, scenario, migrated_db_params, options=options, zoom_options=zoom_options) as w:
         w.zoom_server.share_outages(w.canvas_server.outages)
+        fill_bucket(w.canvas_server, TOKEN)
         timeouts = Timeouts(connect=2, read=1.0)
         with CanvasClient(canvas_settings(with_defaults(w.env), timeouts=timeouts), policy=policy) as canvas:
             zoom = ZoomLtiClient(zoom_settings(with_defaults(w.env), timeouts=timeouts), policy=policy)
