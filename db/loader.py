@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,22 +101,26 @@ def _insert_frame(conn: sa.Connection, table: str, df: pd.DataFrame, *, ignore_d
     """Big frames through LOAD DATA LOCAL INFILE; others (and any `sql`) as multi-row INSERTs."""
     if df.empty:
         return 0
-    cursor = conn.connection.driver_connection.cursor()
     plain = sql is None and not ignore_duplicates
     if plain and len(df) >= BULK_MIN_ROWS and not conn.info.get(INFILE_REFUSED):
-        try:
-            return load_data_local(cursor, table, df)
-        except LocalInfileDisabled:
-            conn.info[INFILE_REFUSED] = True
-            logger.warning("the server refuses LOAD DATA LOCAL INFILE; loading with INSERTs (slower)")
-        finally:
-            cursor.close()
-        cursor = conn.connection.driver_connection.cursor()
+        with _driver_cursor(conn) as cursor:
+            try:
+                return load_data_local(cursor, table, df)
+            except LocalInfileDisabled:
+                conn.info[INFILE_REFUSED] = True
+                logger.warning("the server refuses LOAD DATA LOCAL INFILE; loading with INSERTs (slower)")
     sql = sql or _insert_sql(table, list(df.columns), ignore_duplicates=ignore_duplicates)
-    try:
+    with _driver_cursor(conn) as cursor:
         return _execute_batches(cursor, sql, frame_to_rows(df))
-    finally:
-        cursor.close()
+
+
+def _driver_cursor(conn: sa.Connection) -> closing[Any]:
+    """A cursor of the connection's PyMySQL connection (inside its transaction), closed after use."""
+    return closing(conn.connection.driver_connection.cursor())
+
+
+def _row_count(conn: sa.Connection, table: str) -> int:
+    return conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
 
 
 def _execute_batches(cursor: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> int:
@@ -176,7 +180,7 @@ def _check_shrink(conn: sa.Connection, frames: Mapping[str, pd.DataFrame]) -> di
     policy = _policy(conn)
     counts = {}
     for table, df in frames.items():
-        counts[table] = current = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
+        counts[table] = current = _row_count(conn, table)
         refusal = shrink_refusal(table, current, len(df), policy)
         if refusal:
             raise LoadError(f"{refusal}; previous data kept (run with --allow-shrink if this is intended)")
@@ -249,7 +253,7 @@ def _check_synced(conn: sa.Connection, frames: Mapping[str, pd.DataFrame],
     for table, change in changes.items():
         if change is None:
             continue
-        count = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
+        count = _row_count(conn, table)
         if count != len(frames[table]):
             raise LoadError(f"{table} would hold {count} rows instead of the snapshot's {len(frames[table])} "
                             "(duplicate keys, or rows referring to parents the snapshot does not have)")
@@ -264,25 +268,19 @@ def _apply_deletes(conn: sa.Connection, table: str, changes: TableChanges | None
     if changes is None:
         conn.exec_driver_sql(f"DELETE FROM `{table}`")
         return
-    cursor = conn.connection.driver_connection.cursor()
-    try:
+    with _driver_cursor(conn) as cursor:
         for start in range(0, len(changes.stale_keys), BATCH_ROWS):
             batch = changes.stale_keys[start:start + BATCH_ROWS]
             cursor.execute(f"DELETE FROM `{table}` WHERE `{changes.key}` IN ({', '.join(['%s'] * len(batch))})",
                            batch)
-    finally:
-        cursor.close()
 
 
 def _apply_writes(conn: sa.Connection, table: str, df: pd.DataFrame, changes: TableChanges | None) -> None:
     if changes is None:
         _insert_frame(conn, table, df)
         return
-    cursor = conn.connection.driver_connection.cursor()
-    try:
+    with _driver_cursor(conn) as cursor:
         _execute_batches(cursor, _upsert_sql(table, list(df.columns), changes.key), changes.rows)
-    finally:
-        cursor.close()
 
 
 def replace_tables(engine: sa.Engine, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
@@ -328,10 +326,10 @@ def merge_rows(engine: sa.Engine, table: str, df: pd.DataFrame, *, greatest: Seq
     Tolerates rows a previous or overlapping run already appended, without duplicating or lowering them.
     """
     with _transaction(engine, "append", [table]) as conn:
-        before = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0
+        before = _row_count(conn, table)
         # MySQL's affected rows: 1 per inserted row, 2 per updated one, 0 per unchanged one.
         affected = _insert_frame(conn, table, df, sql=_merge_sql(table, list(df.columns), greatest))
-        inserted = (conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() or 0) - before
+        inserted = _row_count(conn, table) - before
     return MergeCounts(inserted, (affected - inserted) // 2)
 
 
@@ -346,9 +344,9 @@ def insert_new_rows_many(engine: sa.Engine, frames: Mapping[str, pd.DataFrame]) 
     with _transaction(engine, "insert", list(frames)) as conn:
         for table, df in frames.items():
             # Count inside the transaction: the driver reports matched (not inserted) rows for duplicates.
-            before = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar()
+            before = _row_count(conn, table)
             _insert_frame(conn, table, df, ignore_duplicates=True)
-            inserted[table] = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{table}`").scalar() - before
+            inserted[table] = _row_count(conn, table) - before
     return inserted
 
 
@@ -361,4 +359,4 @@ def max_value(engine: sa.Engine, table: str, column: str) -> Any:
 def table_counts(engine: sa.Engine, tables: Sequence[str]) -> dict[str, int]:
     """Rows per table."""
     with engine.connect() as conn:
-        return {t: conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{t}`").scalar() or 0 for t in tables}
+        return {t: _row_count(conn, t) for t in tables}
