@@ -72,6 +72,7 @@ class ThrottleController:
         self._fixed_up_front, self._prior_share = up_front_cost, prior_share
         self._refused_at: list[float] = []   # the two largest remainings requests were refused at
         self._recent_refusals: deque[float] = deque(maxlen=self.REFUSAL_WINDOW)
+        self._refusal_median = 0.0           # ...their median (the up-front cost is read on every answer)
         self._max_remaining = 0.0            # the largest remaining ever reported (about the high-water mark)
         self._last_report: tuple[float, float] | None = None   # (when, remaining) of the latest answer
         self._steps: deque[float] = deque(maxlen=self.STEP_WINDOW)   # recent jumps of the remaining
@@ -184,8 +185,7 @@ class ThrottleController:
             return max(refused_at, self._prior_share * self._max_remaining, 1.0)
         # Refusals come at or below the up-front cost: most recent ones above what the jumps say means the jumps
         # read it low. (Their largest would creep up over a run: a refusal answered as others leave reads high.)
-        refused_at = statistics.median(self._recent_refusals) if self._recent_refusals else 0.0
-        return max(refused_at, self._step_cost, 1.0)
+        return max(self._refusal_median, self._step_cost, 1.0)
 
     def _fits(self, remaining: float | None) -> float:
         """Reservations beyond the setpoint's floor that a reported remaining holds."""
@@ -205,6 +205,7 @@ class ThrottleController:
         if throttled:
             self._refused_at = sorted([*self._refused_at, remaining], reverse=True)[:2]
             self._recent_refusals.append(remaining)
+            self._refusal_median = statistics.median(self._recent_refusals)
         # Between two answers close in time the bucket's count moves by whole reservations (a request arriving
         # adds one, one finishing swaps its own for a cost that is small beside it) and barely leaks: the jumps
         # of the remaining are multiples of the up-front cost, mostly one of it. Answers further apart than half
