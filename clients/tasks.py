@@ -2,14 +2,17 @@
 
 Lets one job run its phases as a pipeline (a page of courses schedules those courses' audit, activity
 and enrollment requests at once) instead of phase after phase, while the client's limiter decides how
-many requests are really in flight.
+many requests are really in flight. Queued tasks start by priority, then in the order they were submitted:
+a long chain of pages submitted late (a large course on the last page of a listing) can start ahead of the
+short tasks queued before it instead of ending the run on its own.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 
@@ -18,27 +21,57 @@ class TaskGroupStopped(Exception):
 
 
 class TaskGroup:
+    # concurrent.futures.ThreadPoolExecutor has no priorities (its queue is FIFO), hence these few threads of our own.
     def __init__(self, workers: int, *, name: str = "tasks") -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        if workers < 1:
+            raise ValueError("a task group needs at least one worker")
+        self._workers, self._name = workers, name
         self._changed = threading.Condition()
-        self._pending = 0
+        self._queue: list[tuple[int, int, Callable[..., Any], tuple[Any, ...]]] = []   # (-priority, order, ...)
+        self._order = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._pending = 0                  # queued or running
         self._error: BaseException | None = None
+        self._closed = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any, priority: int = 0) -> None:
+        """Queue `fn(*args)`; a higher `priority` starts sooner, equal ones in submission order."""
         with self._changed:
-            if self._error is not None:
+            if self._error is not None or self._closed:
                 return
             self._pending += 1
-        self._pool.submit(self._run, fn, args)
+            heapq.heappush(self._queue, (-priority, next(self._order), fn, args))
+            if self._idle:
+                self._changed.notify()
+            # An idle thread takes one task at most: start another while more are queued than idle threads.
+            if len(self._queue) > self._idle and len(self._threads) < self._workers:
+                thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}",
+                                          daemon=True)
+                self._threads.append(thread)
+                thread.start()
 
     def check(self) -> None:
         """Call between long steps (e.g. pages) so work stops soon after another task failed."""
         if self._error is not None:
             raise TaskGroupStopped
 
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    self._changed.wait()
+                    self._idle -= 1
+                if not self._queue:
+                    return
+                _, _, fn, args = heapq.heappop(self._queue)
+                skip = self._error is not None
+            self._run(fn, args, skip)
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], skip: bool) -> None:
         try:
-            if self._error is None:
+            if not skip:
                 fn(*args)
         except TaskGroupStopped:
             pass
@@ -63,9 +96,21 @@ class TaskGroup:
                 self._error = self._error or TaskGroupStopped()
             raise
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._shutdown()
         if error is not None:
             raise error
+
+    def _shutdown(self) -> None:
+        """Drop what has not started and wait for the running tasks (after a failure they stop at check())."""
+        with self._changed:
+            self._closed = True
+            self._pending -= len(self._queue)
+            self._queue.clear()
+            self._changed.notify_all()
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
 
     def __enter__(self) -> TaskGroup:
         return self
@@ -74,4 +119,4 @@ class TaskGroup:
         if exc_type is not None:
             with self._changed:
                 self._error = self._error or TaskGroupStopped()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._shutdown()

@@ -11,6 +11,7 @@ How many requests are really in flight is the client's throttle-aware limiter's 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from clients.tasks import TaskGroup
 from clients.udw import UdwClient
 from course_inventory import canvas_fetch
 from course_inventory.account_book import AccountBook
-from course_inventory.gql_queries import COURSES_PER_REQUEST
+from course_inventory.gql_queries import COURSES_PER_REQUEST, ENROLLMENT_PAGE_SIZE
 from course_inventory.published_dates import StoredCourse, reusable_dates
 from course_inventory.rosters import CoursePages
 from course_inventory.section_sis import (
@@ -170,7 +171,9 @@ class _Collector:
         """Queue the page's requests: per batch of courses, its GraphQL enrollments and then its REST calls.
 
         Largest courses first and together: their page chains are the longest, and courses batched with
-        others of their size keep the follow-up requests full. Interleaving keeps the expensive GraphQL
+        others of their size keep the follow-up requests full. A batch expecting more than one page goes ahead
+        of everything queued (by its page count): a large course on the listing's last page would otherwise
+        start its chain behind the whole queue and end the run alone. Interleaving keeps the expensive GraphQL
         requests spread out instead of arriving at the server in a clump.
         """
         ids = [canvas_int(c.get("id"), "course id") for c in courses]
@@ -181,7 +184,8 @@ class _Collector:
         by_size = sorted(zip(courses, ids, strict=True), key=lambda pair: -_size_hint(pair[0]))
         for start in range(0, len(by_size), COURSES_PER_REQUEST):
             batch = by_size[start:start + COURSES_PER_REQUEST]
-            self.tasks.submit(self.enrollments, [course_id for _, course_id in batch])
+            chain = math.ceil(_size_hint(batch[0][0]) / ENROLLMENT_PAGE_SIZE)
+            self.tasks.submit(self.enrollments, [course_id for _, course_id in batch], priority=max(chain - 1, 0))
             for course, course_id in batch:
                 if course.get("workflow_state") == "available":
                     self._published_date(course_id)

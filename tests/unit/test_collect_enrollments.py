@@ -49,3 +49,34 @@ def test_later_pages_of_a_chain_are_urgent_and_every_row_is_kept():
     # The first request asks both courses' first pages; course 2 is done, course 1 has two pages more.
     assert canvas.calls == [((None, None), False), (("2",), True), (("4",), True)]
     assert sorted(record[0] for record in collector.raw.enrollments) == [100, 101, 102, 103, 104, 200]
+
+
+class RecordingTasks:
+    """A TaskGroup stand-in that records what is submitted, with its priority, and runs nothing."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, Any, int]] = []
+
+    def submit(self, fn: Any, *args: Any, priority: int = 0) -> None:
+        self.submitted.append((fn.__name__, args[0], priority))
+
+    def check(self) -> None:
+        pass
+
+
+class Expect(Count):
+    def expect(self, n: int) -> None:
+        pass
+
+
+def test_a_batch_expecting_several_pages_is_queued_ahead_by_its_page_count():
+    tasks = RecordingTasks()
+    progress = {phase: Expect() for phase in ("enrollments", "published dates", "activity")}
+    collector = _Collector(RosterCanvas({}), 1, tasks, progress, {})   # type: ignore[arg-type]
+    courses = [{"id": 1, "account_id": 1, "workflow_state": "available", "total_students": 30},
+               {"id": 2, "account_id": 1, "workflow_state": "available", "total_students": 2450}]
+    collector._schedule(courses)
+    enrollments = [(ids, priority) for name, ids, priority in tasks.submitted if name == "enrollments"]
+    # Both courses fit one batch, largest first; its 25 pages (100 enrollments a page) put it 24 ahead.
+    assert enrollments == [([2, 1], 24)]
+    assert {priority for name, _, priority in tasks.submitted if name != "enrollments"} == {0}

@@ -44,3 +44,28 @@ def test_interrupting_wait_stops_the_workers_at_their_next_check():
     done = len(steps)
     time.sleep(0.1)
     assert len(steps) == done and done < 4 * 100
+
+
+def test_queued_tasks_start_by_priority_then_in_submission_order():
+    started, release = [], threading.Event()
+    with TaskGroup(1) as group:
+        group.submit(release.wait)                   # holds the only worker while the rest queue up
+        for name, priority in (("a", 0), ("b", 0), ("long chain", 3), ("c", 1), ("d", 0)):
+            group.submit(started.append, name, priority=priority)
+        release.set()
+        group.wait()
+    assert started == ["long chain", "c", "a", "b", "d"]
+
+
+def test_a_failure_drops_the_queued_tasks_and_wait_raises_it():
+    ran = []
+
+    def fail():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"), TaskGroup(1) as group:
+        group.submit(fail)
+        for n in range(5):
+            group.submit(ran.append, n)
+        group.wait()
+    assert ran == []
