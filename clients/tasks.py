@@ -2,9 +2,9 @@
 
 Lets one job run its phases as a pipeline (a page of courses schedules those courses' audit, activity
 and enrollment requests at once) instead of phase after phase, while the client's limiter decides how
-many requests are really in flight. Queued tasks start by priority, then in the order they were submitted:
-a long chain of pages submitted late (a large course on the last page of a listing) can start ahead of the
-short tasks queued before it instead of ending the run on its own.
+many requests are really in flight. Queued tasks start in the order they were submitted, except that a task may
+be queued `ahead` of the last few submitted before it: a long chain of pages submitted late (a large course on the
+last page of a listing) then starts early enough to end with the rest instead of ending the run on its own.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ class TaskGroupStopped(Exception):
 
 
 class TaskGroup:
-    # concurrent.futures.ThreadPoolExecutor has no priorities (its queue is FIFO), hence these few threads of our own.
+    # concurrent.futures.ThreadPoolExecutor's queue is strictly FIFO, hence these few threads of our own.
     def __init__(self, workers: int, *, name: str = "tasks") -> None:
         if workers < 1:
             raise ValueError("a task group needs at least one worker")
         self._workers, self._name = workers, name
         self._changed = threading.Condition()
-        self._queue: list[tuple[int, int, Callable[..., Any], tuple[Any, ...]]] = []   # (-priority, order, ...)
+        self._queue: list[tuple[int, bool, int, Callable[..., Any], tuple[Any, ...]]] = []   # (place, ..., order, ...)
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._idle = 0
@@ -35,13 +35,15 @@ class TaskGroup:
         self._error: BaseException | None = None
         self._closed = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any, priority: int = 0) -> None:
-        """Queue `fn(*args)`; a higher `priority` starts sooner, equal ones in submission order."""
+    def submit(self, fn: Callable[..., Any], *args: Any, ahead: int = 0) -> None:
+        """Queue `fn(*args)` to start as if it had been submitted `ahead` tasks earlier (0: in submission order)."""
         with self._changed:
             if self._error is not None or self._closed:
                 return
             self._pending += 1
-            heapq.heappush(self._queue, (-priority, next(self._order), fn, args))
+            order, ahead = next(self._order), max(ahead, 0)
+            # Before the task submitted `ahead` places earlier (order - ahead), not after it.
+            heapq.heappush(self._queue, (order - ahead, ahead == 0, order, fn, args))
             if self._idle:
                 self._changed.notify()
             # An idle thread takes one task at most: start another while more are queued than idle threads.
@@ -65,7 +67,7 @@ class TaskGroup:
                     self._idle -= 1
                 if not self._queue:
                     return
-                _, _, fn, args = heapq.heappop(self._queue)
+                *_, fn, args = heapq.heappop(self._queue)
                 skip = self._error is not None
             self._run(fn, args, skip)
 

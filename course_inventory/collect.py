@@ -171,10 +171,13 @@ class _Collector:
         """Queue the page's requests: per batch of courses, its GraphQL enrollments and then its REST calls.
 
         Largest courses first and together: their page chains are the longest, and courses batched with
-        others of their size keep the follow-up requests full. A batch expecting more than one page goes ahead
-        of everything queued (by its page count): a large course on the listing's last page would otherwise
-        start its chain behind the whole queue and end the run alone. Interleaving keeps the expensive GraphQL
-        requests spread out instead of arriving at the server in a clump.
+        others of their size keep the follow-up requests full. A batch expecting p pages is queued ahead of the
+        last 2 x ceiling x (p - 1) tasks: a round trip starts at most `ceiling` requests (NUM_ASYNC_WORKERS), so
+        its chain ends before the queue behind it does, with a factor of two to spare, where a large course on the
+        listing's last page would otherwise start behind the whole queue and end the run alone. Moving it no
+        further keeps the large first pages from all reaching the server together at the start (a burst of long
+        requests is a burst of reservations, and refusals). Interleaving keeps the expensive GraphQL requests
+        spread out instead of arriving at the server in a clump.
         """
         ids = [canvas_int(c.get("id"), "course id") for c in courses]
         available = sum(c.get("workflow_state") == "available" for c in courses)
@@ -184,8 +187,9 @@ class _Collector:
         by_size = sorted(zip(courses, ids, strict=True), key=lambda pair: -_size_hint(pair[0]))
         for start in range(0, len(by_size), COURSES_PER_REQUEST):
             batch = by_size[start:start + COURSES_PER_REQUEST]
-            chain = math.ceil(_size_hint(batch[0][0]) / ENROLLMENT_PAGE_SIZE)
-            self.tasks.submit(self.enrollments, [course_id for _, course_id in batch], priority=max(chain - 1, 0))
+            later_pages = max(math.ceil(_size_hint(batch[0][0]) / ENROLLMENT_PAGE_SIZE) - 1, 0)
+            self.tasks.submit(self.enrollments, [course_id for _, course_id in batch],
+                              ahead=2 * self.canvas.settings.num_workers * later_pages)
             for course, course_id in batch:
                 if course.get("workflow_state") == "available":
                     self._published_date(course_id)

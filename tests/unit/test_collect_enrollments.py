@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from clients.canvas import GraphQLResult
@@ -52,13 +53,13 @@ def test_later_pages_of_a_chain_are_urgent_and_every_row_is_kept():
 
 
 class RecordingTasks:
-    """A TaskGroup stand-in that records what is submitted, with its priority, and runs nothing."""
+    """A TaskGroup stand-in that records what is submitted, and how far ahead, and runs nothing."""
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, Any, int]] = []
 
-    def submit(self, fn: Any, *args: Any, priority: int = 0) -> None:
-        self.submitted.append((fn.__name__, args[0], priority))
+    def submit(self, fn: Any, *args: Any, ahead: int = 0) -> None:
+        self.submitted.append((fn.__name__, args[0], ahead))
 
     def check(self) -> None:
         pass
@@ -69,14 +70,17 @@ class Expect(Count):
         pass
 
 
-def test_a_batch_expecting_several_pages_is_queued_ahead_by_its_page_count():
+def test_a_batch_expecting_several_pages_is_queued_ahead_by_the_requests_its_chain_takes():
     tasks = RecordingTasks()
     progress = {phase: Expect() for phase in ("enrollments", "published dates", "activity")}
-    collector = _Collector(RosterCanvas({}), 1, tasks, progress, {})   # type: ignore[arg-type]
-    courses = [{"id": 1, "account_id": 1, "workflow_state": "available", "total_students": 30},
-               {"id": 2, "account_id": 1, "workflow_state": "available", "total_students": 2450}]
+    canvas = RosterCanvas({})
+    canvas.settings = SimpleNamespace(num_workers=8)                  # type: ignore[attr-defined]
+    collector = _Collector(canvas, 1, tasks, progress, {})             # type: ignore[arg-type]
+    courses = [{"id": n, "account_id": 1, "workflow_state": "available", "total_students": 30} for n in range(1, 22)]
+    courses.append({"id": 99, "account_id": 1, "workflow_state": "available", "total_students": 250})
     collector._schedule(courses)
-    enrollments = [(ids, priority) for name, ids, priority in tasks.submitted if name == "enrollments"]
-    # Both courses fit one batch, largest first; its 25 pages (100 enrollments a page) put it 24 ahead.
-    assert enrollments == [([2, 1], 24)]
-    assert {priority for name, _, priority in tasks.submitted if name != "enrollments"} == {0}
+    enrollments = [(ids, ahead) for name, ids, ahead in tasks.submitted if name == "enrollments"]
+    # Largest first: the first batch's 3 pages (100 enrollments a page) put it 2 x 8 workers x 2 later pages
+    # ahead; the second batch fits one page and keeps its place.
+    assert enrollments == [([99, *range(1, 20)], 32), ([20, 21], 0)]
+    assert {ahead for name, _, ahead in tasks.submitted if name != "enrollments"} == {0}

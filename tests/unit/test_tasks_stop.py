@@ -46,15 +46,18 @@ def test_interrupting_wait_stops_the_workers_at_their_next_check():
     assert len(steps) == done and done < 4 * 100
 
 
-def test_queued_tasks_start_by_priority_then_in_submission_order():
+def test_a_task_queued_ahead_starts_before_that_many_earlier_ones():
     started, release = [], threading.Event()
     with TaskGroup(1) as group:
         group.submit(release.wait)                   # holds the only worker while the rest queue up
-        for name, priority in (("a", 0), ("b", 0), ("long chain", 3), ("c", 1), ("d", 0)):
-            group.submit(started.append, name, priority=priority)
+        for name in "abcde":
+            group.submit(started.append, name)
+        group.submit(started.append, "chain", ahead=2)                 # as if submitted before d and e
+        group.submit(started.append, "long chain", ahead=100)          # further than the queue: first
+        group.submit(started.append, "f")
         release.set()
         group.wait()
-    assert started == ["long chain", "c", "a", "b", "d"]
+    assert started == ["long chain", "a", "b", "c", "chain", "d", "e", "f"]
 
 
 def test_a_failure_drops_the_queued_tasks_and_wait_raises_it():
