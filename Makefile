@@ -11,7 +11,7 @@ lint: venv
 	.venv/bin/ruff check .
 
 test: services lint
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 3 --dist worksteal
 
 demo: services
 	.venv/bin/python -m sandbox demo
