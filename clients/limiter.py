@@ -44,7 +44,8 @@ class ThrottleController:
 
     The margin of the setpoint (`headroom_sigmas`, from 2.0) is itself steered so that refusals make up
     `refusal_target` (0.5 %) of the answers, within `sigma_bounds`: a fixed margin was too cautious on quiet
-    workloads and too bold on noisy ones (README, "Benchmarks", has the figures).
+    workloads and too bold on noisy ones (README, "Benchmarks", has the figures). Each answer moves it by only
+    0.025 %, so a run of a few thousand requests keeps it near its start (README says what a start of 1.5 did).
     """
 
     REFUSAL_CUT = 0.1               # rate cut for a refusal while the average headroom is healthy (a spike)
@@ -52,7 +53,8 @@ class ThrottleController:
     CATCH_UP = 1.0                  # starts a late pacer may make up at once (keeps the average rate)
     STEP_WINDOW = 63                # recent jumps of the remaining whose lower quartile is the up-front cost
     STEP_FLOOR_SHARE = 1 / 64       # a jump smaller than this share of the largest remaining is drift
-    REFUSAL_WINDOW = 9              # recent refusals whose median remaining bounds it from below
+    REFUSAL_WINDOW = 9              # recent refusals whose median remaining bounds it from below...
+    REFUSAL_QUORUM = 3              # ...once there are this many: one refusal can read a reservation high
 
     def __init__(self, ceiling: int, *, initial: int = 2, up_front_cost: float | None = None,
                  prior_share: float = 1 / 8, min_reserves: float = 2.0,
@@ -205,7 +207,11 @@ class ThrottleController:
         if throttled:
             self._refused_at = sorted([*self._refused_at, remaining], reverse=True)[:2]
             self._recent_refusals.append(remaining)
-            self._refusal_median = statistics.median(self._recent_refusals)
+            # A refusal answered just as another request left the server reports one reservation more than was
+            # left when it arrived; alone, it would double the learned cost (and the setpoint) for the rest of
+            # the run. The median of three or more is not moved by one such answer.
+            if len(self._recent_refusals) >= self.REFUSAL_QUORUM:
+                self._refusal_median = statistics.median(self._recent_refusals)
         # Between two answers close in time the bucket's count moves by whole reservations (a request arriving
         # adds one, one finishing swaps its own for a cost that is small beside it) and barely leaks: the jumps
         # of the remaining are multiples of the up-front cost, mostly one of it. Answers further apart than half

@@ -599,6 +599,21 @@ def test_refusals_above_the_jumps_raise_the_up_front_cost():
     assert controller.up_front == pytest.approx(44.0)   # their median
 
 
+def test_one_refusal_that_reads_a_reservation_high_leaves_the_learned_cost_alone():
+    controller = ThrottleController(32)
+    for n, remaining in enumerate([600.0, 550.0, 600.0, 550.0]):   # jumps of 50
+        answered(controller, 1.0 + n * 0.005, remaining)
+    # Answered just as another request left the server: one reservation more than was left when it arrived.
+    answered(controller, 2.0, 103.7, throttled=True)
+    assert controller.up_front == pytest.approx(50.0) and controller.target < 2 * 103.7
+    answered(controller, 3.0, 48.0, throttled=True)
+    answered(controller, 4.0, 49.0, throttled=True)   # three of them: the median, 49, is below the jumps
+    assert controller.up_front == pytest.approx(50.0)
+    for n in range(2):                               # most of them high: the jumps read it low after all
+        answered(controller, 5.0 + n, 104.0, throttled=True)
+    assert controller.up_front == pytest.approx(103.7)
+
+
 def test_a_first_jump_dearer_than_the_guess_restarts_the_rate():
     controller = ThrottleController(32, initial=2)
     answered(controller, 1.0, 300.0)                 # guessed 37.5: room for six reservations per round trip
