@@ -84,7 +84,9 @@ class TaskGroup:
         finally:
             with self._changed:
                 self._pending -= 1
-                self._changed.notify_all()
+                # Only wait() needs this news; idle workers share the condition and would wake for nothing.
+                if self._pending == 0 or self._error is not None:
+                    self._changed.notify_all()
 
     def wait(self) -> None:
         """Block until every task (including ones submitted by tasks) finished; re-raise the first failure."""
