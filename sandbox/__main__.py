@@ -129,6 +129,9 @@ def _add_canvas_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--roster-churn", type=float, default=0.0,
                         help="chance that a follow-up enrollmentsConnection page finds a returned row moved to "
                              "the end (unordered offset paging)")
+    parser.add_argument("--graphql-processes", type=int, default=None,
+                        help="run GraphQL queries in this many forked processes, so big pages do not hold up "
+                             "the other answers (default: 2, or 0 = in-process with --roster-churn)")
     parser.add_argument("--token-permissions", nargs="*", default=None, choices=sorted(PERMISSIONS),
                         help="the only permissions Canvas grants the token (default: all)")
     parser.add_argument("--reusable-verifiers", action="store_true",
@@ -157,6 +160,14 @@ def _share(text: str) -> float:
     return value
 
 
+def _graphql_processes(args: argparse.Namespace) -> int:
+    if args.graphql_processes is None:
+        return 0 if args.roster_churn else 2
+    if args.graphql_processes < 0 or (args.graphql_processes and args.roster_churn):
+        raise ValueError("--graphql-processes must be >= 0, and 0 with --roster-churn (its state is per process)")
+    return args.graphql_processes
+
+
 def sandbox_options(args: argparse.Namespace, *, env_file: Path | None, udw_dbname: str | None,
                     inventory_dbname: str | None) -> SandboxOptions:
     pg = {"host": args.pg_host, "port": args.pg_port, "user": args.pg_user, "password": args.pg_password}
@@ -171,6 +182,7 @@ def sandbox_options(args: argparse.Namespace, *, env_file: Path | None, udw_dbna
                              token_permissions=None if args.token_permissions is None
                              else frozenset(args.token_permissions)),
         gateway=GatewayOptions(token_ttl=args.token_ttl, rewrite_links=args.gateway_rewrite_links),
+        graphql_processes=_graphql_processes(args),
         services=tuple(args.services) if args.services is not None else None,
         term_ids=tuple(args.term_ids) if args.term_ids else None,
         udw_db={**pg, "dbname": udw_dbname} if udw_dbname else None,

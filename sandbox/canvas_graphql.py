@@ -44,6 +44,7 @@ from graphql import (
 from sandbox.graphql_execution import PlainDataExecutor, never_awaitable, result_json
 from sandbox.graphql_limits import GraphQLLimits, analysis_variables, analyze, parse_within_limits
 from sandbox.graphql_roster import RosterOrder
+from sandbox.graphql_workers import GraphQLWorkers
 from sandbox.httpapp import App, Request, Response, json_response
 from sandbox.university import Course, Enrollment, University
 
@@ -295,11 +296,27 @@ class GraphQLEndpoint:
         # and analyse each once per value of the variables the analysis reads.
         self._prepare = functools.lru_cache(maxsize=256)(self._parse_and_validate)
         self._analyze = functools.lru_cache(maxsize=1024)(self._analysis)
+        self.workers: GraphQLWorkers | None = None   # copies in other processes that run queries (use_workers)
+
+    def use_workers(self, processes: int, *, journal_parts: bool) -> None:
+        """Run queries in `processes` forked copies of this endpoint (sandbox.graphql_workers)."""
+        if self.roster.churn:
+            raise ValueError("GraphQL worker processes cannot copy roster churn's per-course state; use churn 0")
+        self.close()
+        self.workers = GraphQLWorkers(self, processes, journal_parts=journal_parts)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
 
     def set_university(self, university: University) -> None:
         """Serve `university` from now on; rows drift in a new order from then (a day's updates)."""
         self.university = university
         self.roster = RosterOrder(university, self.roster.churn, self.roster.seed)
+        if self.workers is not None:
+            self.workers.restart()             # copies of the new day's data
 
     def _parse_and_validate(self, query: str) -> tuple[DocumentNode | None, tuple[dict[str, Any], ...],
                                                         frozenset[str]]:
@@ -334,7 +351,8 @@ class GraphQLEndpoint:
                                  headers={"WWW-Authenticate": 'Bearer realm="canvas-lms"'})
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return json_response({"errors": [{"message": "No query string was present"}]}, status=400)
-        return self.run(payload["query"], payload.get("variables"), payload.get("operationName"))
+        run = self.run if self.workers is None else self.workers.run
+        return run(payload["query"], payload.get("variables"), payload.get("operationName"))
 
     def run(self, query: str, variables: Any, operation_name: str | None) -> Response:
         if isinstance(variables, str):             # some clients send variables as a JSON string

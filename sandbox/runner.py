@@ -94,6 +94,7 @@ class SandboxOptions:
     outage: OutageOptions = field(default_factory=OutageOptions)   # scheduled outage (after_requests set)
     outage_hosts: tuple[str, ...] | None = None                   # servers it takes down; None = all
     journal: bool = False                      # record a digest of every Canvas/gateway answer (sandbox.journal)
+    graphql_processes: int = 0                 # run GraphQL queries in this many forked processes (0 = in-process)
 
 
 def default_term_ids(university: University) -> list[int]:
@@ -157,6 +158,8 @@ class Sandbox:
     def close(self) -> None:
         for name in reversed(list(self.servers)):
             self.servers.pop(name).stop()
+        if self.canvas is not None and self.canvas.graphql is not None:
+            self.canvas.graphql.close()
         if self.options.udw_db is not None and self.options.drop_udw_on_close:
             from sandbox.udw import drop_udw
 
@@ -256,10 +259,12 @@ class Sandbox:
 
     def _start_canvas(self, service_config: Mapping[str, Any]) -> None:
         app, rest = build_canvas_app(self.university, self.options.canvas)
+        self.canvas = rest
+        if self.options.graphql_processes and rest.graphql is not None:
+            rest.graphql.use_workers(self.options.graphql_processes, journal_parts=self.options.journal)
         zoom_url = service_config.get("ZOOM", {}).get("BASE_URL")
         if zoom_url:
             rest.zoom_base_url = zoom_url
-        self.canvas = rest
         self.servers["canvas"] = SimServer(app, name="canvas", options=self._server_options(0, True)).start()
         gateway_app, self.gateway = build_gateway_app(rest, self.options.gateway)
         self.servers["gateway"] = SimServer(gateway_app, name="gateway",
