@@ -45,6 +45,7 @@ class GraphQLWorkers:
         self.endpoint, self.processes, self.journal_parts = endpoint, processes, journal_parts
         self._idle: queue.Queue[tuple[multiprocessing.process.BaseProcess, Connection]] = queue.Queue()
         self._workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        self._alive = 0                        # workers not known to have died
         self._lock = threading.Lock()
         self._start()
 
@@ -52,6 +53,7 @@ class GraphQLWorkers:
         context = multiprocessing.get_context("fork")
         # Objects that exist now are never collected in the copies: without this their first collections would
         # touch (and so copy) every page of the parent's data (the gc.freeze documentation's advice for forking).
+        frozen_before = gc.get_freeze_count()
         gc.freeze()
         try:
             for _ in range(self.processes):
@@ -65,26 +67,36 @@ class GraphQLWorkers:
                 child_end.close()
                 self._workers.append((process, parent_end))
                 self._idle.put((process, parent_end))
+                self._alive += 1
         finally:
-            gc.unfreeze()                      # the parent collects as before; the copies keep theirs frozen
+            if not frozen_before:              # the parent collects as before (unless it froze its heap itself)
+                gc.unfreeze()
 
     def run(self, query: str, variables: Any, operation_name: str | None) -> Response:
-        """What `endpoint.run` answers, computed by an idle worker."""
-        process, connection = self._idle.get()
-        healthy = False
+        """What `endpoint.run` answers, computed by an idle worker (by the endpoint itself once none is left)."""
+        while True:
+            try:
+                process, connection = self._idle.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self._alive:
+                    return self.endpoint.run(query, variables, operation_name)
         try:
             connection.send((query, variables, operation_name))
             outcome = connection.recv()
-            healthy = True
-        except (EOFError, OSError) as exc:
+        except (EOFError, OSError) as exc:     # it died: the rest serve on (this answer is a simulator error)
+            with self._lock:
+                self._alive -= 1
             raise GraphQLWorkerError(f"GraphQL worker {process.pid} is gone ({type(exc).__name__})") from exc
-        finally:
-            if healthy:
-                self._idle.put((process, connection))
+        self._idle.put((process, connection))
         if isinstance(outcome, str):
             raise GraphQLWorkerError(f"GraphQL worker {process.pid} failed: {outcome}")
         status, body, headers, records, parts = outcome
         return Response(status, body, headers, records, parts=None if parts is None else (lambda: parts))
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process, _ in self._workers if process.pid is not None]
 
     def restart(self) -> None:
         """Fork fresh copies of the endpoint as it is now (call while no request is being answered)."""
@@ -105,6 +117,7 @@ class GraphQLWorkers:
                 process.join()
         self._workers.clear()
         self._idle = queue.Queue()
+        self._alive = 0
 
 
 def _serve(endpoint: GraphQLEndpoint, connection: Connection, parent_ends: list[Connection],

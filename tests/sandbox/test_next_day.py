@@ -153,9 +153,10 @@ def graphql_course(sandbox, token, course_id):
         "id": str(course_id)}}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
-def test_sandbox_next_day_serves_the_changed_university_and_journals_both_days(days):
+@pytest.mark.parametrize("graphql_processes", [0, 2])   # in-process, and copies forked again for the new day
+def test_sandbox_next_day_serves_the_changed_university_and_journals_both_days(days, graphql_processes):
     first, _ = days
-    options = SandboxOptions(services=(), cost=FREE, journal=True)
+    options = SandboxOptions(services=(), cost=FREE, journal=True, graphql_processes=graphql_processes)
     with Sandbox(generate_university("small", seed=11), options) as sandbox:
         token = sandbox.config["CANVAS"]["CANVAS_TOKEN"]
         second = next_day(first)
