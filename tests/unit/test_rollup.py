@@ -151,3 +151,19 @@ def test_reporter_logs_one_line_per_kind_per_interval_and_keeps_the_totals(caplo
     totals = {w.kind: w for w in reporter.totals()}
     assert dict(totals["canvas analytics"].retries) == {"502": 3, "503": 1}
     assert dict(totals["canvas graphql"].retries) == {"ConnectionError": 1} and totals["canvas graphql"].throttled == 1
+
+
+def test_the_retry_budget_counts_the_first_attempts_time_and_a_success_needs_no_retry_loop():
+    # The tenacity loop starts only at the first failure; the budget must still date from the first attempt.
+    now, sleeps = [0.0], []
+
+    def slow_refusal() -> None:
+        now[0] += 50.0                               # a stalled first attempt uses up most of the budget
+        raise RetriableSourceError("canvas GET /x: 429", source="canvas", status=429, throttled=True,
+                                   retry_after=30.0)
+
+    with pytest.raises(RetriableSourceError):
+        call_with_retries(slow_refusal, RetryPolicy(budget_seconds=60), sleep=sleeps.append, clock=lambda: now[0],
+                          rng=random.Random(1), rollup=RequestRollup())
+    assert sleeps == []                              # 10 s left, Retry-After 30 s: no use asking again
+    assert call_with_retries(lambda: "ok", RetryPolicy(), clock=lambda: now[0]) == "ok"
