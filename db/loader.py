@@ -64,8 +64,8 @@ def frame_to_rows(df: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
     columns = []
     for name in df.columns:
         series = df[name]
-        # Missing values found per column, not per value: pd.isna on each of ~600,000 values took most of a
-        # second-day load (reading and comparing the stored rows).
+        # Missing values found per column, not per value: pd.isna on each of ~600,000 values took ~40 % of a
+        # second-day load (which compares the stored rows with the snapshot's).
         missing = series.isna().to_numpy(dtype=bool)
         if pd.api.types.is_datetime64_any_dtype(series.dtype):
             values = list(series.dt.to_pydatetime())

@@ -11,7 +11,7 @@ HTTP handling, throttle, faults and journal; a worker only turns (query, variabl
 The copies are forked from the parent's data and forked again when it changes (`restart`, at the next day),
 so they answer exactly as the endpoint in the parent would. Only stateless execution can be copied this way:
 roster churn keeps per-course state across requests (sandbox.graphql_roster), so it needs the in-process
-endpoint (`CanvasOptions.graphql_processes` rejects the combination).
+endpoint (`GraphQLEndpoint.use_workers` and `serve --graphql-processes` refuse the combination).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class GraphQLWorkers:
             outcome = connection.recv()
         except (EOFError, OSError) as exc:     # it died: the rest serve on (this answer is a simulator error)
             with self._lock:
-                self._alive -= 1
+                if any(known is process for known, _ in self._workers):   # (not one a restart retired)
+                    self._alive -= 1
             raise GraphQLWorkerError(f"GraphQL worker {process.pid} is gone ({type(exc).__name__})") from exc
         self._idle.put((process, connection))
         if isinstance(outcome, str):
