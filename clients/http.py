@@ -265,7 +265,7 @@ class HttpClient:
 
     def _send_once(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, urgent: bool,
                    **kwargs: Any) -> requests.Response:
-        gate: AbstractContextManager[Slot | None] = (limiter.slot(urgent=urgent) if limiter is not None
+        gate: AbstractContextManager[Slot | None] = (limiter.slot(urgent=urgent, kind=kind) if limiter is not None
                                                      else nullcontext())
         with gate as slot:
             started = self._clock()

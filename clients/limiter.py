@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from clients.arrival_gate import ArrivalGate
 from clients.gate_book import GateBookkeeping, GateMeasurements
 
 logger = logging.getLogger(__name__)
@@ -110,10 +111,11 @@ class ThrottleController:
         """A request could not start at once: the rate, not the workload, is what limits."""
         self._demand = True
 
-    def start(self, now: float) -> int:
-        """Record a start; returns its ticket for `observe`."""
+    def start(self, now: float, *, paced: bool = True) -> int:
+        """Record a start; returns its ticket for `observe`. `paced=False`: admitted by another gate (the arrival
+        forecast), so the pacer's schedule is left where it was for when it paces again."""
         self._started += 1
-        if self.rate is not None:
+        if paced and self.rate is not None:
             # A start taken late (a thread woke up late) may be made up for, but only CATCH_UP of them.
             self._next_start = max(now - self.CATCH_UP / self.rate, self._next_start) + 1.0 / self.rate
         return self._started
@@ -188,6 +190,14 @@ class ThrottleController:
         # Refusals come at or below the up-front cost: most recent ones above what the jumps say means the jumps
         # read it low. (Their largest would creep up over a run: a refusal answered as others leave reads high.)
         return max(self._refusal_median, self._step_cost, 1.0)
+
+    @property
+    def reservation(self) -> float:
+        """The up-front cost as the jumps of the remaining alone read it (`up_front` without the refusals' bound,
+        which a drained bucket raises: a refusal then reports the drained part as well)."""
+        if self._fixed_up_front is not None or self._step_cost is None:
+            return self.up_front
+        return max(self._step_cost, 1.0)
 
     def _fits(self, remaining: float | None) -> float:
         """Reservations beyond the setpoint's floor that a reported remaining holds."""
@@ -300,10 +310,14 @@ class AdaptiveLimiter:
     `ThrottleController` holds the arithmetic, free of threads and clocks.
     """
 
+    GATE_RECHECK = 0.003            # seconds between two looks at the arrival forecast while it holds a start back
+
     def __init__(self, ceiling: int, *, name: str = "limiter", initial: int = 2,
-                 up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 forecast: bool = True) -> None:
         self.name = name
         self._core = ThrottleController(ceiling, initial=initial, up_front_cost=up_front_cost)
+        self._gate = ArrivalGate() if forecast else None
         self._clock = clock
         self._lock = threading.Lock()
         self._waiters: deque[threading.Condition] = deque()   # FIFO; only the head waits for the pacer
@@ -367,11 +381,14 @@ class AdaptiveLimiter:
             self._account(self._clock())
             return self._book.measurements(self.name, self._core.ceiling)
 
-    def _account(self, now: float) -> None:
+    def _account(self, now: float, *, forecast: bool = False) -> None:
         # Caller holds the lock. Bookkeeping only: what the head of the queue waits for, read off the same state
-        # `_acquire` decides on.
+        # `_acquire` decides on. A start the arrival forecast holds back waits for the throttle's budget, as one
+        # the pacer holds back does.
         core, waiting = self._core, ""
-        if self._waiters:
+        if self._waiters and forecast:
+            waiting = "ceiling" if self._in_flight >= core.ceiling else "pacer"
+        elif self._waiters:
             if self._in_flight >= core.limit:
                 waiting = "ceiling" if core.limit >= core.ceiling else "cap"
             elif core.start_time(now) > now:
@@ -380,20 +397,23 @@ class AdaptiveLimiter:
                           target=core.target if core.remaining is not None else 0.0)
 
     @contextmanager
-    def slot(self, *, urgent: bool = False) -> Iterator[Slot]:
+    def slot(self, *, urgent: bool = False, kind: str = "") -> Iterator[Slot]:
         """Block until a request may start; the caller reports the response through the slot. An `urgent` request
-        waits behind earlier urgent ones only."""
+        waits behind earlier urgent ones only. `kind` names the request's endpoint, whose round trips the arrival
+        forecast learns."""
         with self._lock:
-            ticket, started = self._acquire(urgent)
+            ticket, started = self._acquire(urgent, kind)
         try:
             yield Slot(self, ticket, started)
         finally:
             with self._lock:
                 self._in_flight -= 1
+                if self._gate is not None:
+                    self._gate.abandoned(ticket)      # (a no-op once the answer was observed)
                 self._account(self._clock())
                 self._wake_head()
 
-    def _acquire(self, urgent: bool) -> tuple[int, float]:
+    def _acquire(self, urgent: bool, kind: str) -> tuple[int, float]:
         # Caller holds the lock. Waiters queue in order (urgent ones ahead of the rest); the head alone watches the
         # pacer and the cap, so a start or a freed slot wakes one thread instead of all of them.
         waiter = threading.Condition(self._lock)
@@ -402,10 +422,23 @@ class AdaptiveLimiter:
             self._urgent_waiting += 1
         else:
             self._waiters.append(waiter)
+        forecast = False
         try:
             while True:
                 now = self._clock()
-                if self._waiters[0] is waiter and self._in_flight < self._core.limit:
+                forecast = self._forecasting(kind)
+                if forecast:
+                    # The arrival forecast decides alone; the pacer and the cap it derives stand aside.
+                    if self._waiters[0] is waiter and self._in_flight < self._core.ceiling:
+                        assert self._gate is not None
+                        if self._gate.admits(now, self._core.reservation):
+                            break
+                        self._account(now, forecast=True)
+                        waiter.wait(self.GATE_RECHECK)
+                    else:
+                        self._account(now, forecast=True)
+                        waiter.wait()
+                elif self._waiters[0] is waiter and self._in_flight < self._core.limit:
                     delay = self._core.start_time(now) - now
                     if delay <= 0:
                         break
@@ -425,7 +458,14 @@ class AdaptiveLimiter:
         self._peak = max(self._peak, self._in_flight)
         self._book.starts += 1
         self._account(now)
-        return self._core.start(now), now
+        ticket = self._core.start(now, paced=not forecast)
+        if self._gate is not None:
+            self._gate.started(ticket, kind, now)
+        return ticket, now
+
+    def _forecasting(self, kind: str) -> bool:
+        # Only once the server reports its remaining (Canvas): other services have no bucket to forecast.
+        return self._gate is not None and self._core.remaining is not None and self._gate.armed(kind)
 
     def _wake_head(self) -> None:
         if self._waiters:
@@ -437,6 +477,13 @@ class AdaptiveLimiter:
             now = self._clock()
             cuts, before = self._core.cuts, self._core.rate
             self._core.observe(ticket, now - started, now, remaining=remaining, throttled=throttled)
+            if self._gate is not None:
+                gave_up = self._gate.gave_up
+                self._gate.answered(ticket, now, remaining=remaining, throttled=throttled,
+                                    reservation=self._core.reservation, cost=cost)
+                if self._gate.gave_up and not gave_up:
+                    logger.warning("%s: refusals kept coming with starts admitted by the arrival forecast; pacing "
+                                   "by rate for the rest of the run", self.name)
             self._book.cost += cost or 0.0
             self._account(now)
             if self._core.cuts != cuts:

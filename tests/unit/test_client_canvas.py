@@ -317,9 +317,9 @@ def test_an_urgent_graphql_request_takes_the_canvas_limiters_urgent_lane(monkeyp
     lanes: list[bool] = []
     slot = client.canvas_limiter.slot
 
-    def noted_slot(*, urgent: bool = False):
+    def noted_slot(*, urgent: bool = False, kind: str = ""):
         lanes.append(urgent)
-        return slot(urgent=urgent)
+        return slot(urgent=urgent, kind=kind)
 
     monkeypatch.setattr(client.canvas_limiter, "slot", noted_slot)
     client.graphql("query { x }", urgent=True)
