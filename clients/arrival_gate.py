@@ -34,8 +34,8 @@ that refusals steer to `refusal_target` of the answers as `ThrottleController` s
 reach its upper bound, the forecast is not working for this token and the gate gives up (`gave_up`): the caller
 paces by rate again.
 
-Until the network time, the free bucket and a few round trips of the kind are known, the gate is not armed and
-the caller paces as before. Clock-free and not thread-safe: `clients.limiter.AdaptiveLimiter` calls it under its
+Until the network time and the free bucket are known (a few answers), the gate is not armed and the caller paces
+as before; a request of a kind with too few round trips yet is forecast inside until it is answered. Clock-free and not thread-safe: `clients.limiter.AdaptiveLimiter` calls it under its
 lock with its own times (seconds).
 """
 
@@ -85,9 +85,12 @@ class ArrivalGate:
 
     COMPARE_WITHIN = 0.05         # consecutive answers further apart than this are not compared (leak, drift)
     SCORE_ANSWERS = 64            # answers each candidate network time's score is averaged over
-    QUICK_ANSWERS = 8             # compared answers before the charged cost's network time may be confirmed
+    QUICK_ANSWERS = 8             # compared answers before the charged cost's network time is used...
+    CONFIRM_ANSWERS = 32          # ...and before its line's score may reject it
     STEADIEST_ANSWERS = 96        # ...before the steadiest candidate is trusted on its own
-    AGREEMENT = 1.25              # the charged cost's line is used while it scores within this factor of the best
+    LAG_ALLOWANCE = 1.05          # ...and is no longer than this times the shortest round trip (+ 2 ms)
+    AGREEMENT = 1.25              # the charged cost's line is kept while it scores within this factor of the best
+    SCORE_NOISE = 0.05            # ...plus this (reservations per answer)
     MIN_ROUND_TRIPS = 4           # round trips of a kind before its requests are forecast (else: inside)
     FREE_READINGS = 16            # recent readings of the free bucket, whose second lowest is used
 
@@ -118,11 +121,11 @@ class ArrivalGate:
         """The network time, both ways (seconds); None until learned."""
         return self._latency
 
-    def armed(self, kind: str) -> bool:
-        """Whether a start of `kind` can be forecast: network time, free bucket and its round trips known."""
-        trips = self._trips.get(kind)
-        return not self.gave_up and self._latency is not None and self.free is not None \
-            and trips is not None and len(trips) >= self.MIN_ROUND_TRIPS
+    @property
+    def armed(self) -> bool:
+        """Whether starts can be forecast: the network time and the free bucket are known. (Requests of a kind
+        with too few round trips yet are forecast inside until answered.)"""
+        return not self.gave_up and self._latency is not None and self.free is not None
 
     def started(self, ticket: int, kind: str, now: float) -> None:
         self._flights[ticket] = _Flight(kind, now)
@@ -172,10 +175,16 @@ class ArrivalGate:
         scores = self._scores[:possible]
         best = int(np.argmin(scores))
         if self._uncharged:
-            # A low quantile: this process's own delays only ever lengthen a round trip.
+            # A low quantile: this process's own delays only ever lengthen a round trip. It cannot exceed the
+            # shortest round trip (a refusal's, often) but by that lag; and its line is rejected only once enough
+            # answers have been compared for the scores to tell lines apart.
             uncharged = sorted(self._uncharged)[len(self._uncharged) // 10]
-            nearest = min(int(np.searchsorted(self._candidates, uncharged)), possible - 1)
-            if scores[nearest] <= self.AGREEMENT * scores[best] + 0.01:
+            above = min(int(np.searchsorted(self._candidates, uncharged)), possible - 1)
+            bracket = scores[max(above - 1, 0):above + 1].min()      # the candidates on either side of it
+            plausible = uncharged <= self.LAG_ALLOWANCE * self._shortest + 0.002
+            steady = self._compared < self.CONFIRM_ANSWERS \
+                or bracket <= self.AGREEMENT * scores[best] + self.SCORE_NOISE
+            if plausible and steady:
                 self._latency = uncharged
                 return
         self._latency = float(self._candidates[best]) if self._compared >= self.STEADIEST_ANSWERS else None

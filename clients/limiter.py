@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from clients.arrival_gate import ArrivalGate
 from clients.gate_book import GateBookkeeping, GateMeasurements
@@ -268,6 +269,56 @@ class ThrottleController:
         self.rate = min(max(self.rate * math.exp(log_step), floor), ceiling)
 
 
+GATE_RECHECK = 0.003               # seconds between two looks at the arrival forecast while it holds a start back
+
+
+@dataclass(frozen=True)
+class StartVerdict:
+    """Whether the head of the queue may start now, and if not, when to look again (None: at the next answer or
+    freed slot). `forecast`: the arrival forecast decided, not the pacer."""
+
+    start: bool
+    retry_in: float | None
+    forecast: bool
+
+
+def start_verdict(core: ThrottleController, gate: ArrivalGate | None, kind: str, now: float,
+                  in_flight: int) -> StartVerdict:
+    """The start decision of `AdaptiveLimiter`, free of threads and clocks (simulations call it directly).
+
+    Once the arrival forecast is armed for the kind (the server reports its remaining, so it is Canvas) it
+    decides alone, below the ceiling; the pacer and the cap it derives stand aside. Before that, and for other
+    services, the pacer and its cap decide."""
+    if gate is not None and core.remaining is not None and gate.armed:
+        if in_flight >= core.ceiling:
+            return StartVerdict(False, None, True)
+        if gate.admits(now, core.reservation):
+            return StartVerdict(True, None, True)
+        return StartVerdict(False, GATE_RECHECK, True)
+    if in_flight >= core.limit:
+        return StartVerdict(False, None, False)
+    delay = core.start_time(now) - now
+    return StartVerdict(delay <= 0, delay if delay > 0 else None, False)
+
+
+def record_start(core: ThrottleController, gate: ArrivalGate | None, kind: str, now: float, *,
+                 forecast: bool) -> int:
+    """Record a start `start_verdict` allowed; returns its ticket for the answer."""
+    ticket = core.start(now, paced=not forecast)
+    if gate is not None:
+        gate.started(ticket, kind, now)
+    return ticket
+
+
+def record_answer(core: ThrottleController, gate: ArrivalGate | None, ticket: int, rtt: float, now: float, *,
+                  remaining: float | None, throttled: bool, cost: float | None) -> None:
+    """Account for the answer to `ticket` in both the controller and the forecast."""
+    core.observe(ticket, rtt, now, remaining=remaining, throttled=throttled)
+    if gate is not None:
+        gate.answered(ticket, now, remaining=remaining, throttled=throttled, reservation=core.reservation,
+                      cost=cost)
+
+
 class AdaptiveLimiter:
     """Paces and bounds the requests of one token so they use Canvas's throttle budget without being refused.
 
@@ -309,8 +360,6 @@ class AdaptiveLimiter:
     already be busy and a reservation may be dear (three of Canvas's on a bucket of half its size would fill it).
     `ThrottleController` holds the arithmetic, free of threads and clocks.
     """
-
-    GATE_RECHECK = 0.003            # seconds between two looks at the arrival forecast while it holds a start back
 
     def __init__(self, ceiling: int, *, name: str = "limiter", initial: int = 2,
                  up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic,
@@ -401,8 +450,11 @@ class AdaptiveLimiter:
         """Block until a request may start; the caller reports the response through the slot. An `urgent` request
         waits behind earlier urgent ones only. `kind` names the request's endpoint, whose round trips the arrival
         forecast learns."""
+        # Urgent requests (GraphQL's follow-up pages) are a round-trip class of their own: one course's next page,
+        # not a batch of courses' first pages.
+        lane = f"{kind} (urgent)" if urgent else kind
         with self._lock:
-            ticket, started = self._acquire(urgent, kind)
+            ticket, started = self._acquire(urgent, lane)
         try:
             yield Slot(self, ticket, started)
         finally:
@@ -422,33 +474,16 @@ class AdaptiveLimiter:
             self._urgent_waiting += 1
         else:
             self._waiters.append(waiter)
-        forecast = False
         try:
             while True:
                 now = self._clock()
-                forecast = self._forecasting(kind)
-                if forecast:
-                    # The arrival forecast decides alone; the pacer and the cap it derives stand aside.
-                    if self._waiters[0] is waiter and self._in_flight < self._core.ceiling:
-                        assert self._gate is not None
-                        if self._gate.admits(now, self._core.reservation):
-                            break
-                        self._account(now, forecast=True)
-                        waiter.wait(self.GATE_RECHECK)
-                    else:
-                        self._account(now, forecast=True)
-                        waiter.wait()
-                elif self._waiters[0] is waiter and self._in_flight < self._core.limit:
-                    delay = self._core.start_time(now) - now
-                    if delay <= 0:
-                        break
+                verdict = start_verdict(self._core, self._gate, kind, now, self._in_flight)
+                if self._waiters[0] is waiter and verdict.start:
+                    break
+                if not verdict.forecast:
                     self._core.waited()
-                    self._account(now)
-                    waiter.wait(delay)
-                else:
-                    self._core.waited()
-                    self._account(now)
-                    waiter.wait()
+                self._account(now, forecast=verdict.forecast)
+                waiter.wait(verdict.retry_in if self._waiters[0] is waiter else None)
         finally:
             self._waiters.remove(waiter)
             if urgent:
@@ -458,14 +493,7 @@ class AdaptiveLimiter:
         self._peak = max(self._peak, self._in_flight)
         self._book.starts += 1
         self._account(now)
-        ticket = self._core.start(now, paced=not forecast)
-        if self._gate is not None:
-            self._gate.started(ticket, kind, now)
-        return ticket, now
-
-    def _forecasting(self, kind: str) -> bool:
-        # Only once the server reports its remaining (Canvas): other services have no bucket to forecast.
-        return self._gate is not None and self._core.remaining is not None and self._gate.armed(kind)
+        return record_start(self._core, self._gate, kind, now, forecast=verdict.forecast), now
 
     def _wake_head(self) -> None:
         if self._waiters:
@@ -476,14 +504,12 @@ class AdaptiveLimiter:
         with self._lock:
             now = self._clock()
             cuts, before = self._core.cuts, self._core.rate
-            self._core.observe(ticket, now - started, now, remaining=remaining, throttled=throttled)
-            if self._gate is not None:
-                gave_up = self._gate.gave_up
-                self._gate.answered(ticket, now, remaining=remaining, throttled=throttled,
-                                    reservation=self._core.reservation, cost=cost)
-                if self._gate.gave_up and not gave_up:
-                    logger.warning("%s: refusals kept coming with starts admitted by the arrival forecast; pacing "
-                                   "by rate for the rest of the run", self.name)
+            gave_up = self._gate is not None and self._gate.gave_up
+            record_answer(self._core, self._gate, ticket, now - started, now, remaining=remaining,
+                          throttled=throttled, cost=cost)
+            if self._gate is not None and self._gate.gave_up and not gave_up:
+                logger.warning("%s: refusals kept coming with starts admitted by the arrival forecast; pacing by "
+                               "rate for the rest of the run", self.name)
             self._book.cost += cost or 0.0
             self._account(now)
             if self._core.cuts != cuts:
