@@ -35,8 +35,8 @@ reach its upper bound, the forecast is not working for this token and the gate g
 paces by rate again.
 
 Until the network time and the free bucket are known (a few answers), the gate is not armed and the caller paces
-as before; a request of a kind with too few round trips yet is forecast inside until it is answered. Clock-free and not thread-safe: `clients.limiter.AdaptiveLimiter` calls it under its
-lock with its own times (seconds).
+as before; a request of a kind with too few round trips yet is forecast inside until it is answered. Clock-free
+and not thread-safe: `clients.limiter.AdaptiveLimiter` calls it under its lock with its own times (seconds).
 """
 
 from __future__ import annotations
