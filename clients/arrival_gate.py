@@ -139,16 +139,14 @@ class ArrivalGate:
         """The answer to `ticket`: its `X-Rate-Limit-Remaining`, whether it was a refusal, the up-front cost as
         learned so far and, when served, its `X-Request-Cost` (seconds)."""
         flight = self._flights.pop(ticket, None)
-        if flight is None:
-            return
+        if flight is None or remaining is None:
+            return                           # (no remaining: a load balancer's page, not Canvas's round trip)
         rtt = max(now - flight.started, 0.0)
         self._shortest = min(self._shortest, rtt)
         if not throttled:                    # refusals come back early: they are not the kind's round trip
             self._trips.setdefault(flight.kind, RoundTrips(self._window)).add(rtt)
             if cost is not None:
                 self._uncharged.append(max(rtt - cost, 0.0))
-        if remaining is None:
-            return
         self._score(now, remaining, reservation)
         self._choose_latency()
         if self._latency is not None:

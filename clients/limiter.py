@@ -2,7 +2,9 @@
 
 - `ThrottleController`: the decisions (a start rate steered on the reported X-Rate-Limit-Remaining, a
   concurrency cap derived from it), free of locks and clocks so tests and simulations drive it directly.
-- `AdaptiveLimiter`: the thread-safe gate around it that `clients.http.HttpClient` passes each request through.
+- `clients.arrival_gate.ArrivalGate`: once armed, admits starts by forecasting the bucket at each request's arrival
+  instead of pacing a rate (`start_verdict` says which of the two decides).
+- `AdaptiveLimiter`: the thread-safe gate around both that `clients.http.HttpClient` passes each request through.
 - `clients.gate_book.GateBookkeeping`: time spent in flight and waiting (and for what), so a job's summary can say
   what bounded it (`runner.summary`); counters only, it never changes a pacing decision.
 """
@@ -353,6 +355,10 @@ class AdaptiveLimiter:
       Refusals of requests sent before the last cut are the same news and cut nothing more.
     - In flight is capped at twice what the rate keeps busy over a round trip (+1) and at `ceiling`
       (NUM_ASYNC_WORKERS), so a stalled server cannot collect a pile of requests.
+    - Once a few answers have been read, the arrival forecast (`clients.arrival_gate`) takes over the starts: the
+      pacer's even spacing still lets the number inside move with the mix of requests, while the forecast admits a
+      request only while the bucket, forecast for the moment it arrives, holds its reservation beyond a margin. If
+      refusals drive that margin to its bound, the forecast gives up and the pacer decides again.
     Every phase of a job shares the token's limiter; other jobs on the same token show up in the remaining
     and the rate yields to them. Without remaining headers (other services) it grows to the ceiling and
     cuts on refusals only; once a server has reported them, an answer without them (a load balancer's error

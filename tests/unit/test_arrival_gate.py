@@ -27,12 +27,12 @@ def test_round_trips_give_the_share_still_out_among_those_out_so_long():
 
 
 def replay(gate: ArrivalGate, *, requests: int = 400, network: float = 0.05, charge_share: float = 1.0,
-           seed: int = 1) -> float:
+           seed: int = 1, start: float = 0.0, first_ticket: int = 0) -> float:
     """Requests started at random gaps (mean 10 ms), each inside the server 40-46 ms after `network` of travel
     (all of it inward), answered the moment they leave with the remaining of a bucket that holds a reservation per
     request inside; charged `charge_share` of their time inside. Returns the time of the last answer."""
     rng = random.Random(seed)
-    starts, leaves, now = [], [], 0.0
+    starts, leaves, now = [], [], start
     for _ in range(requests):
         now += rng.expovariate(100.0)
         starts.append(now)
@@ -40,10 +40,11 @@ def replay(gate: ArrivalGate, *, requests: int = 400, network: float = 0.05, cha
     events = sorted([(t, 0, i) for i, t in enumerate(starts)] + [(t, 1, i) for i, t in enumerate(leaves)])
     for when, kind, i in events:
         if kind == 0:
-            gate.started(i, "rest", when)
+            gate.started(first_ticket + i, "rest", when)
             continue
         inside = sum(1 for j in range(requests) if j != i and starts[j] + network <= when < leaves[j])
-        gate.answered(i, when, remaining=HWM - RESERVATION * inside, throttled=False, reservation=RESERVATION,
+        gate.answered(first_ticket + i, when, remaining=HWM - RESERVATION * inside, throttled=False,
+                      reservation=RESERVATION,
                       cost=charge_share * (leaves[i] - starts[i] - network))
     return events[-1][0]
 
@@ -71,8 +72,8 @@ def test_the_forecast_counts_the_requests_still_out_when_a_new_one_would_arrive(
     last = replay(gate)
     trips = [0.05 + 0.040 + 0.006 * k / 10 for k in range(11)]   # a kind whose round trips are known exactly
     for n, rtt in enumerate(trips):
-        gate.started(10_000 + n, "graphql", last)
-        gate.answered(10_000 + n, last + rtt, remaining=None, throttled=False, reservation=RESERVATION)
+        gate.started(10_000 + n, "graphql", last + n)
+        gate.answered(10_000 + n, last + n + rtt, remaining=HWM, throttled=False, reservation=RESERVATION)
     now = last + 1.0
     gate.started(20_000, "graphql", now - 0.060)    # 60 ms out: answered by 110 ms for sure, 60 + 50 > 96
     gate.started(20_001, "graphql", now - 0.010)    # 10 ms out: of 91-96 ms trips, those longer than 60 ms: all
@@ -101,6 +102,18 @@ def test_refusals_widen_the_margin_answers_narrow_it_and_at_its_bound_the_gate_g
         gate.started(1, "rest", 12.0)
         gate.answered(1, 12.1, remaining=10.0, throttled=True, reservation=RESERVATION)
     assert gate.margin == 4.0 and not gate.armed
+
+
+def test_an_answer_without_a_remaining_teaches_nothing():
+    # During an outage the load balancer answers at once, without Canvas's headers. Were its 2 ms round trip taken
+    # as the shortest, no network time beyond it would be possible, and every request would be forecast gone.
+    gate = ArrivalGate()
+    last = replay(gate)
+    for n in range(50):
+        gate.started(40_000 + n, "rest", last + n * 0.01)
+        gate.answered(40_000 + n, last + n * 0.01 + 0.002, remaining=None, throttled=False, reservation=RESERVATION)
+    replay(gate, seed=2, start=last + 1.0, first_ticket=50_000)
+    assert gate.latency == pytest.approx(0.05, abs=1e-9) and gate.free == pytest.approx(HWM)
 
 
 def test_bad_settings_are_refused():
