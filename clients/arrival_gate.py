@@ -147,17 +147,17 @@ class ArrivalGate:
             self._trips.setdefault(flight.kind, RoundTrips(self._window)).add(rtt)
             if cost is not None:
                 self._uncharged.append(max(rtt - cost, 0.0))
-        self._score(now, remaining, reservation)
+        starts = np.sort(np.fromiter((other.started for other in self._flights.values()), float))
+        self._score(now, remaining, reservation, starts)
         self._choose_latency()
         if self._latency is not None:
-            line = now - self._latency
-            inside = sum(1 for other in self._flights.values() if other.started <= line)
+            inside = int(np.searchsorted(starts, now - self._latency, side="right"))
             self._free.append(remaining + reservation * inside)
             self.free = sorted(self._free)[min(1, len(self._free) - 1)]
         self._steer_margin(throttled)
 
-    def _score(self, now: float, remaining: float, reservation: float) -> None:
-        starts = np.sort(np.fromiter((flight.started for flight in self._flights.values()), float))
+    def _score(self, now: float, remaining: float, reservation: float, starts: np.ndarray) -> None:
+        # `starts`: of the other requests in flight, sorted.
         inside = remaining / reservation + np.searchsorted(starts, now - self._candidates, side="right")
         previous, self._previous = self._previous, (now, inside)
         if previous is not None and now - previous[0] <= self.COMPARE_WITHIN:

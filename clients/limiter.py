@@ -284,14 +284,16 @@ class StartVerdict:
     forecast: bool
 
 
-def start_verdict(core: ThrottleController, gate: ArrivalGate | None, kind: str, now: float,
-                  in_flight: int) -> StartVerdict:
-    """The start decision of `AdaptiveLimiter`, free of threads and clocks (simulations call it directly).
+def forecasting(core: ThrottleController, gate: ArrivalGate | None) -> bool:
+    """Whether the arrival forecast decides starts: it is armed and the server reports its remaining (Canvas)."""
+    return gate is not None and core.remaining is not None and gate.armed
 
-    Once the arrival forecast is armed for the kind (the server reports its remaining, so it is Canvas) it
-    decides alone, below the ceiling; the pacer and the cap it derives stand aside. Before that, and for other
-    services, the pacer and its cap decide."""
-    if gate is not None and core.remaining is not None and gate.armed:
+
+def start_verdict(core: ThrottleController, gate: ArrivalGate | None, now: float, in_flight: int) -> StartVerdict:
+    """The start decision of `AdaptiveLimiter` for the head of its queue, free of threads and clocks (simulations
+    call it directly). While `forecasting`, the forecast decides alone, below the ceiling; the pacer and the cap
+    it derives stand aside. Before that, and for other services, the pacer and its cap decide."""
+    if gate is not None and forecasting(core, gate):
         if in_flight >= core.ceiling:
             return StartVerdict(False, None, True)
         if gate.admits(now, core.reservation):
@@ -368,11 +370,10 @@ class AdaptiveLimiter:
     """
 
     def __init__(self, ceiling: int, *, name: str = "limiter", initial: int = 2,
-                 up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 forecast: bool = True) -> None:
+                 up_front_cost: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self._core = ThrottleController(ceiling, initial=initial, up_front_cost=up_front_cost)
-        self._gate = ArrivalGate() if forecast else None
+        self._gate = ArrivalGate()
         self._clock = clock
         self._lock = threading.Lock()
         self._waiters: deque[threading.Condition] = deque()   # FIFO; only the head waits for the pacer
@@ -466,8 +467,7 @@ class AdaptiveLimiter:
         finally:
             with self._lock:
                 self._in_flight -= 1
-                if self._gate is not None:
-                    self._gate.abandoned(ticket)      # (a no-op once the answer was observed)
+                self._gate.abandoned(ticket)          # (a no-op once the answer was observed)
                 self._account(self._clock())
                 self._wake_head()
 
@@ -483,13 +483,17 @@ class AdaptiveLimiter:
         try:
             while True:
                 now = self._clock()
-                verdict = start_verdict(self._core, self._gate, kind, now, self._in_flight)
-                if self._waiters[0] is waiter and verdict.start:
-                    break
-                if not verdict.forecast:
+                if self._waiters[0] is waiter:
+                    verdict = start_verdict(self._core, self._gate, now, self._in_flight)
+                    if verdict.start:
+                        break
+                    forecast, retry_in = verdict.forecast, verdict.retry_in
+                else:
+                    forecast, retry_in = forecasting(self._core, self._gate), None
+                if not forecast:
                     self._core.waited()
-                self._account(now, forecast=verdict.forecast)
-                waiter.wait(verdict.retry_in if self._waiters[0] is waiter else None)
+                self._account(now, forecast=forecast)
+                waiter.wait(retry_in)
         finally:
             self._waiters.remove(waiter)
             if urgent:
@@ -510,10 +514,10 @@ class AdaptiveLimiter:
         with self._lock:
             now = self._clock()
             cuts, before = self._core.cuts, self._core.rate
-            gave_up = self._gate is not None and self._gate.gave_up
+            gave_up = self._gate.gave_up
             record_answer(self._core, self._gate, ticket, now - started, now, remaining=remaining,
                           throttled=throttled, cost=cost)
-            if self._gate is not None and self._gate.gave_up and not gave_up:
+            if self._gate.gave_up and not gave_up:
                 logger.warning("%s: refusals kept coming with starts admitted by the arrival forecast; pacing by "
                                "rate for the rest of the run", self.name)
             self._book.cost += cost or 0.0

@@ -134,23 +134,21 @@ def answer(limiter: AdaptiveLimiter, *, remaining: float, throttled: bool, rtt: 
 def test_the_limiter_lets_the_forecast_decide_once_armed_and_paces_again_once_it_gives_up(caplog):
     limiter = AdaptiveLimiter(32, name="canvas")
     gate = limiter._gate
-    assert gate is not None
-    assert not start_verdict(limiter._core, gate, "rest", time.monotonic(), 0).forecast   # nothing learned yet
+    assert not start_verdict(limiter._core, gate, time.monotonic(), 0).forecast   # nothing learned yet
     for _ in range(20):                                # one request at a time: the bucket holds none of ours
         answer(limiter, remaining=HWM, throttled=False)
-    assert start_verdict(limiter._core, gate, "rest", time.monotonic(), 0).forecast
+    assert start_verdict(limiter._core, gate, time.monotonic(), 0).forecast
     assert gate.latency == pytest.approx(0.01, abs=0.005)   # the round trip less its charge (and this thread's lag)
     with caplog.at_level(logging.WARNING, logger="clients.limiter"):
         while not gate.gave_up:
             answer(limiter, remaining=10.0, throttled=True, rtt=0.001)
     assert "pacing by rate for the rest of the run" in caplog.text
-    assert not start_verdict(limiter._core, gate, "rest", time.monotonic(), 0).forecast
+    assert not start_verdict(limiter._core, gate, time.monotonic(), 0).forecast
 
 
 def test_a_request_that_ends_without_an_answer_is_not_forecast_inside():
     limiter = AdaptiveLimiter(4)
     gate = limiter._gate
-    assert gate is not None
     for _ in range(20):
         answer(limiter, remaining=HWM, throttled=False)
     with pytest.raises(OSError):

@@ -687,7 +687,7 @@ def simulate(w: Workload) -> dict[str, float]:
         while waiting:
             now = clock[0]
             kind, server_time = waiting[0]
-            verdict = start_verdict(controller, gate, kind, now, state["in_flight"])
+            verdict = start_verdict(controller, gate, now, state["in_flight"])
             if not verdict.start:
                 if not verdict.forecast:
                     controller.waited()
