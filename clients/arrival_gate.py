@@ -55,7 +55,8 @@ class _Flight:
 
 
 class RoundTrips:
-    """Recent round trips of one request kind, kept sorted for survival shares."""
+    """A window of recent durations kept sorted: one request kind's round trips, for survival shares (and the
+    round trips less their charges, for a quantile)."""
 
     __slots__ = ("_recent", "_sorted")
 
@@ -71,6 +72,10 @@ class RoundTrips:
 
     def __len__(self) -> int:
         return len(self._sorted)
+
+    def quantile(self, share: float) -> float:
+        """The value `share` of the way up the sorted window (which must not be empty)."""
+        return self._sorted[int(len(self._sorted) * share)]
 
     def still_out(self, elapsed: float, later: float) -> float:
         """The share of the round trips longer than `elapsed` that are longer than `later` too."""
@@ -101,7 +106,7 @@ class ArrivalGate:
         self._window = window
         self._flights: dict[int, _Flight] = {}
         self._trips: dict[str, RoundTrips] = {}
-        self._uncharged: deque[float] = deque(maxlen=window)   # round trip less the charged cost, per answer
+        self._uncharged = RoundTrips(window)  # round trip less the charged cost, per answer
         self._shortest = float("inf")        # no network time is longer than any round trip
         self._latency: float | None = None
         # Candidate network times 1 % apart from 0.5 ms to 2 s, each scored by the mean jump (in reservations)
@@ -146,7 +151,7 @@ class ArrivalGate:
         if not throttled:                    # refusals come back early: they are not the kind's round trip
             self._trips.setdefault(flight.kind, RoundTrips(self._window)).add(rtt)
             if cost is not None:
-                self._uncharged.append(max(rtt - cost, 0.0))
+                self._uncharged.add(max(rtt - cost, 0.0))
         starts = np.sort(np.fromiter((other.started for other in self._flights.values()), float))
         self._score(now, remaining, reservation, starts)
         self._choose_latency()
@@ -172,11 +177,11 @@ class ArrivalGate:
             return
         scores = self._scores[:possible]
         best = int(np.argmin(scores))
-        if self._uncharged:
+        if len(self._uncharged):
             # A low quantile: this process's own delays only ever lengthen a round trip. It cannot exceed the
             # shortest round trip (a refusal's, often) but by that lag; and its line is rejected only once enough
             # answers have been compared for the scores to tell lines apart.
-            uncharged = sorted(self._uncharged)[len(self._uncharged) // 10]
+            uncharged = self._uncharged.quantile(0.1)
             above = min(int(np.searchsorted(self._candidates, uncharged)), possible - 1)
             bracket = scores[max(above - 1, 0):above + 1].min()      # the candidates on either side of it
             plausible = uncharged <= self.LAG_ALLOWANCE * self._shortest + 0.002
