@@ -39,8 +39,6 @@ from sandbox.university import University
 
 KINDS = ("oauth", "terms", "courses", "accounts", "audit", "analytics", "graphql")
 GRAPHQL_PAGES = "graphql course pages"
-# course_inventory.collect: what became of the activity of the courses the last run stored as available
-EARLY_OUTCOMES = ("asked early, used", "asked in order instead", "asked early, dropped", "not asked")
 
 
 def request_kind(route: str) -> str:
@@ -129,8 +127,7 @@ def report(results: list[dict], same: Mapping[str, list[int]], second: Universit
             ("requests", "total_requests"), *((f"  {kind}", kind) for kind in KINDS),
             ("charged cost (s)", "charged_cost"), ("throttle utilisation", "throttle_utilisation"),
             ("throttled refusals", "throttled"), ("refusal share (%)", "throttled_pct"), ("retries", "retries"),
-            ("published dates reused", "reused_published_dates"),
-            *((f"activity {what}", f"early:{what}") for what in EARLY_OUTCOMES)]
+            ("published dates reused", "reused_published_dates")]
     for label, key in rows:
         a, b = _value(first, key), _value(later, key)
         ratio = f"{b / a:15.2f}" if a else f"{'':>15}"
@@ -151,8 +148,6 @@ def _value(result: dict, key: str) -> float:
         return 100 * result["throttled_share"]
     if key in KINDS:
         return result["requests"].get(key, 0)
-    if key.startswith("early:"):
-        return result.get("early_activity", {}).get(key.removeprefix("early:"), 0)
     return result[key]
 
 

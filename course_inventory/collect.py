@@ -109,7 +109,6 @@ class RawInventory:
     phases: PhaseClock = field(default_factory=PhaseClock)
     repeats: Counter[str] = field(default_factory=Counter)       # rows seen more than once, by what they are
     reread_courses: int = 0                                      # rosters read again after a page shift
-    early_activity: dict[str, int] = field(default_factory=dict)  # what became of the activity asked early
 
 
 ActivityRows = tuple[list[dict[str, Any]], int]                 # distinct days, repeats dropped
@@ -352,8 +351,6 @@ def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[
     logger.info("published dates: %d of %d available course(s) kept from the last run (available then and now), "
                 "%d looked up in the audit log", raw.reused_published, available, available - raw.reused_published)
     early = collector.early
-    raw.early_activity = {"asked early, used": early.used, "asked in order instead": early.withdrawn,
-                          "asked early, dropped": early.dropped, "not asked": early.skipped}
     if early_activity:
         logger.info("activity of the %d course(s) stored as available in the last run: %d asked before the listing "
                     "returned them, %d asked in the listing's order (listed before their turn came), %d answer(s) "
