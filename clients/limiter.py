@@ -427,12 +427,6 @@ class AdaptiveLimiter:
             return self._in_flight
 
     @property
-    def waiting(self) -> int:
-        """Requests ready to start and held back (by the forecast, the pacer, the cap or the ceiling)."""
-        with self._lock:
-            return len(self._waiters)
-
-    @property
     def peak_in_flight(self) -> int:
         with self._lock:
             return self._peak
