@@ -121,6 +121,7 @@ class LimiterTimeline:
             elapsed = now - last[0]
             self.rows.append({
                 "t_s": now - started, "rate": limiter.rate, "limit": limiter.limit, "in_flight": limiter.in_flight,
+                "waiting": limiter.waiting, "forecast_margin": limiter.forecast_margin,
                 "remaining": limiter.remaining, "target": limiter.target, "up_front": limiter.up_front,
                 "headroom_sigmas": limiter.headroom_sigmas,
                 "requests_per_s": (snap.total_requests - last[1].total_requests) / elapsed,

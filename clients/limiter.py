@@ -427,6 +427,18 @@ class AdaptiveLimiter:
             return self._in_flight
 
     @property
+    def waiting(self) -> int:
+        """Requests ready to start and held back (by the forecast, the pacer, the cap or the ceiling)."""
+        with self._lock:
+            return len(self._waiters)
+
+    @property
+    def forecast_margin(self) -> float | None:
+        """The arrival forecast's margin in reservations while it decides starts (None while it does not)."""
+        with self._lock:
+            return self._gate.margin if forecasting(self._core, self._gate) else None
+
+    @property
     def peak_in_flight(self) -> int:
         with self._lock:
             return self._peak
