@@ -180,6 +180,8 @@ def report(result: dict, args: argparse.Namespace) -> str:
         f"  throttle utilisation      {result['throttle_utilisation']:8.2f}",
         f"  throttled refusals        {result['throttled']:8d}   ({100 * result['throttled_share']:.2f} % of requests)",
         f"  retries                   {result['retries']:8d}",
+        f"  host CPU stolen           {100 * (result.get('host_cpu_stolen') or 0.0):8.1f} % (hypervisor; figures "
+        "above a few per cent say more about the host than the job)",
         *server_lines(result.get("server")),
         f"  peak Canvas in flight     {result['peak_canvas_in_flight']:8d}",
         f"  job CPU (API phase)       {result['api_cpu_s']:8.1f} s   "

@@ -21,6 +21,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 import environ
+from bench.forecast_journal import ForecastJournal
+from bench.host import cpu_times, stolen_share
 from clients.canvas import CanvasClient
 from clients.udw import UdwClient
 from course_inventory.collect import collect_canvas, collect_warehouse
@@ -141,9 +143,11 @@ def main(env_file: str, workers: int, mode: str = "reuse") -> dict:
     settle_heap()  # as run_jobs.py does before each job
     # The job's own steps (course_inventory.inventory wires the same ones), each measured on its own.
     with CanvasClient(settings.canvas) as canvas, LimiterTimeline(canvas) as timeline, GcPauses() as pauses:
-        started, cpu_started = time.monotonic(), time.process_time()
+        journal = ForecastJournal(canvas.canvas_limiter)
+        started, cpu_started, host_started = time.monotonic(), time.process_time(), cpu_times()
         raw = collect_canvas(settings, canvas, engine)
         api_s, api_cpu_s = time.monotonic() - started, time.process_time() - cpu_started
+        host_stolen = stolen_share(host_started, cpu_times())
         stats = canvas.stats.snapshot()
         peak_in_flight = canvas.canvas_limiter.peak_in_flight
     peaks = {"collect": peak_rss_mb()}
@@ -172,6 +176,8 @@ def main(env_file: str, workers: int, mode: str = "reuse") -> dict:
         "rows": counts, "rows_loaded_per_s": sum(counts.values()) / load_s,
         "enrollment_load": compare_enrollment_load(engine, frames["enrollment"]),
         "timeline": timeline.rows,
+        "host_cpu_stolen": host_stolen,
+        "forecast_journal": journal.as_dict(),
     })
     del raw, frames
     result["peak_rss_mb"] = peak_rss_mb()

@@ -127,7 +127,7 @@ def report(results: list[dict], same: Mapping[str, list[int]], second: Universit
             ("requests", "total_requests"), *((f"  {kind}", kind) for kind in KINDS),
             ("charged cost (s)", "charged_cost"), ("throttle utilisation", "throttle_utilisation"),
             ("throttled refusals", "throttled"), ("refusal share (%)", "throttled_pct"), ("retries", "retries"),
-            ("published dates reused", "reused_published_dates")]
+            ("published dates reused", "reused_published_dates"), ("host CPU stolen (%)", "host_stolen_pct")]
     for label, key in rows:
         a, b = _value(first, key), _value(later, key)
         ratio = f"{b / a:15.2f}" if a else f"{'':>15}"
@@ -146,6 +146,8 @@ def _value(result: dict, key: str) -> float:
         return result["api_wall_s"] + result["transform_and_udw_s"] + result["load_s"]
     if key == "throttled_pct":
         return 100 * result["throttled_share"]
+    if key == "host_stolen_pct":
+        return 100 * (result.get("host_cpu_stolen") or 0.0)
     if key in KINDS:
         return result["requests"].get(key, 0)
     return result[key]

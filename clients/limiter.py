@@ -439,6 +439,11 @@ class AdaptiveLimiter:
             return self._gate.margin if forecasting(self._core, self._gate) else None
 
     @property
+    def forecast(self) -> ArrivalGate:
+        """The arrival forecast itself (for diagnostics such as bench/forecast_replay.py; not to be driven)."""
+        return self._gate
+
+    @property
     def peak_in_flight(self) -> int:
         with self._lock:
             return self._peak
