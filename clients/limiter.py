@@ -440,7 +440,7 @@ class AdaptiveLimiter:
 
     @property
     def forecast(self) -> ArrivalGate:
-        """The arrival forecast itself (for diagnostics such as bench/forecast_replay.py; not to be driven)."""
+        """The arrival forecast itself (for diagnostics such as bench/forecast_journal.py; not to be driven)."""
         return self._gate
 
     @property
