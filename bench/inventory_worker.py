@@ -171,6 +171,7 @@ def main(env_file: str, workers: int, mode: str = "reuse") -> dict:
         "throttled": stats.throttled, "retries": stats.retries,
         "throttled_share": stats.throttled / max(stats.total_requests, 1),
         "reused_published_dates": raw.reused_published,
+        "early_activity": raw.early_activity,
         "peak_canvas_in_flight": peak_in_flight,
         "gc_pauses": pauses.summary(),
         "rows": counts, "rows_loaded_per_s": sum(counts.values()) / load_s,

@@ -39,6 +39,8 @@ from sandbox.university import University
 
 KINDS = ("oauth", "terms", "courses", "accounts", "audit", "analytics", "graphql")
 GRAPHQL_PAGES = "graphql course pages"
+# course_inventory.collect: what became of the activity of the courses the last run stored as available
+EARLY_OUTCOMES = ("asked early, used", "asked in order instead", "asked early, dropped", "not asked")
 
 
 def request_kind(route: str) -> str:
@@ -127,7 +129,8 @@ def report(results: list[dict], same: Mapping[str, list[int]], second: Universit
             ("requests", "total_requests"), *((f"  {kind}", kind) for kind in KINDS),
             ("charged cost (s)", "charged_cost"), ("throttle utilisation", "throttle_utilisation"),
             ("throttled refusals", "throttled"), ("refusal share (%)", "throttled_pct"), ("retries", "retries"),
-            ("published dates reused", "reused_published_dates"), ("host CPU stolen (%)", "host_stolen_pct")]
+            ("published dates reused", "reused_published_dates"), ("host CPU stolen (%)", "host_stolen_pct"),
+            *((f"activity {what}", f"early:{what}") for what in EARLY_OUTCOMES)]
     for label, key in rows:
         a, b = _value(first, key), _value(later, key)
         ratio = f"{b / a:15.2f}" if a else f"{'':>15}"
@@ -150,6 +153,8 @@ def _value(result: dict, key: str) -> float:
         return 100 * (result.get("host_cpu_stolen") or 0.0)
     if key in KINDS:
         return result["requests"].get(key, 0)
+    if key.startswith("early:"):
+        return result.get("early_activity", {}).get(key.removeprefix("early:"), 0)
     return result[key]
 
 

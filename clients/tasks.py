@@ -4,7 +4,9 @@ Lets one job run its phases as a pipeline (a page of courses schedules those cou
 and enrollment requests at once) instead of phase after phase, while the client's limiter decides how
 many requests are really in flight. Queued tasks start in the order they were submitted, except that a task may
 be queued `ahead` of the last few submitted before it: a long chain of pages submitted late (a large course on the
-last page of a listing) then starts early enough to end with the rest instead of ending the run on its own.
+last page of a listing) then starts early enough to end with the rest instead of ending the run on its own. A `spare`
+task starts only when no other task is waiting: it uses capacity the others leave idle (requests that may turn out
+to be needed, asked while a listing that decides it is still being read) without delaying them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class TaskGroup:
             raise ValueError("a task group needs at least one worker")
         self._workers, self._name = workers, name
         self._changed = threading.Condition()
-        self._queue: list[tuple[int, bool, int, Callable[..., Any], tuple[Any, ...]]] = []   # (place, ..., order, ...)
+        # (spare, place, not moved ahead, order, fn, args): the heap's order is the start order.
+        self._queue: list[tuple[bool, int, bool, int, Callable[..., Any], tuple[Any, ...]]] = []
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._idle = 0
@@ -35,15 +38,16 @@ class TaskGroup:
         self._error: BaseException | None = None
         self._closed = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any, ahead: int = 0) -> None:
-        """Queue `fn(*args)` to start as if it had been submitted `ahead` tasks earlier (0: in submission order)."""
+    def submit(self, fn: Callable[..., Any], *args: Any, ahead: int = 0, spare: bool = False) -> None:
+        """Queue `fn(*args)` to start as if it had been submitted `ahead` tasks earlier (0: in submission order);
+        a `spare` task starts after every other task queued when it would start, spare ones in their own order."""
         with self._changed:
             if self._error is not None or self._closed:
                 return
             self._pending += 1
             order, ahead = next(self._order), max(ahead, 0)
             # Before the task submitted `ahead` places earlier (order - ahead), not after it.
-            heapq.heappush(self._queue, (order - ahead, ahead == 0, order, fn, args))
+            heapq.heappush(self._queue, (spare, order - ahead, ahead == 0, order, fn, args))
             if self._idle:
                 self._changed.notify()
             # An idle thread takes one task at most: start another while more are queued than idle threads.

@@ -5,6 +5,8 @@ Each page of courses immediately schedules those courses' audit-log, activity an
 requests, so no phase waits idle for an unrelated one to finish; the account tree is listed once
 beside them (course_inventory.account_book). An available course that was available with a published
 date in the last run keeps that date without an audit-log request (course_inventory.published_dates).
+The activity of the courses the last run stored as available is asked from the start, with spare capacity,
+while the listing that confirms them is still being read (course_inventory.early_answers).
 How many requests are really in flight is the client's throttle-aware limiter's decision.
 """
 
@@ -29,6 +31,7 @@ from clients.tasks import TaskGroup
 from clients.udw import UdwClient
 from course_inventory import canvas_fetch
 from course_inventory.account_book import AccountBook
+from course_inventory.early_answers import NOT_ASKED, Answer, EarlyAnswers
 from course_inventory.gql_queries import COURSES_PER_REQUEST, ENROLLMENT_PAGE_SIZE
 from course_inventory.published_dates import StoredCourse, reusable_dates
 from course_inventory.rosters import CoursePages
@@ -51,7 +54,7 @@ from course_inventory.transform import (
     listing_conflict,
 )
 from db.stored_courses import stored_course_states
-from vocab import SourceFormatError
+from vocab import EtlError, SourceFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -106,13 +109,18 @@ class RawInventory:
     phases: PhaseClock = field(default_factory=PhaseClock)
     repeats: Counter[str] = field(default_factory=Counter)       # rows seen more than once, by what they are
     reread_courses: int = 0                                      # rosters read again after a page shift
+    early_activity: dict[str, int] = field(default_factory=dict)  # what became of the activity asked early
+
+
+ActivityRows = tuple[list[dict[str, Any]], int]                 # distinct days, repeats dropped
 
 
 class _Collector:
     def __init__(self, canvas: CanvasClient, account_id: int, tasks: TaskGroup, progress: dict[str, Progress],
-                 reusable: Mapping[int, datetime], listings: int = 1):
+                 reusable: Mapping[int, datetime], listings: int = 1, early_activity: Sequence[int] = ()):
         self.canvas, self.account_id, self.tasks, self.progress = canvas, account_id, tasks, progress
         self.reusable = reusable                  # course id -> stored date an available course keeps
+        self.early: EarlyAnswers[ActivityRows] = EarlyAnswers(early_activity)
         self.raw = RawInventory()
         self.accounts = AccountBook()
         self._lock = threading.Lock()
@@ -146,6 +154,7 @@ class _Collector:
             self._listings_left -= 1
             last = self._listings_left == 0
         if last:    # every course is listed: the per-course totals are final
+            self.early.complete_listing()
             for progress in self.progress.values():
                 progress.total_known()
 
@@ -193,7 +202,7 @@ class _Collector:
             for course, course_id in batch:
                 if course.get("workflow_state") == "available":
                     self._published_date(course_id)
-                    self.tasks.submit(self.activity, course_id)
+                    self._activity(course_id)
                 account_id = canvas_int(course.get("account_id"), "course account_id")
                 if self.accounts.refer(account_id):
                     self.tasks.submit(self.account, account_id)
@@ -214,10 +223,34 @@ class _Collector:
             self.raw.published_at[course_id] = value
         self.progress["published dates"].advance()
 
+    def _activity(self, course_id: int) -> None:
+        """A listed available course's activity: its early answer, the one on its way, or a request now."""
+        claim = self.early.confirm(course_id)
+        if isinstance(claim, Answer):
+            self._add_activity(claim.unwrap())
+        elif claim is NOT_ASKED:
+            self.tasks.submit(self.activity, course_id)
+
     def activity(self, course_id: int) -> None:
+        self._add_activity(self._activity_rows(course_id))
+
+    def early_activity(self, course_id: int) -> None:
+        """A course's activity asked before the listing returns it; its errors count only if the listing does."""
+        if not self.early.should_ask(course_id):
+            return
+        try:
+            answer: Answer[ActivityRows] = Answer(self._activity_rows(course_id))
+        except EtlError as exc:
+            answer = Answer(error=exc)
+        if self.early.deliver(course_id, answer):
+            self._add_activity(answer.unwrap())
+
+    def _activity_rows(self, course_id: int) -> ActivityRows:
         with self.raw.phases.track("activity"):
-            rows, repeated = distinct_days(activity_rows(course_id, canvas_fetch.fetch_activity(self.canvas,
-                                                                                               course_id)))
+            return distinct_days(activity_rows(course_id, canvas_fetch.fetch_activity(self.canvas, course_id)))
+
+    def _add_activity(self, answer: ActivityRows) -> None:
+        rows, repeated = answer
         with self._lock:
             self.raw.usage_rows.extend(rows)
             if repeated:
@@ -289,22 +322,27 @@ PHASES = ("courses", "published dates", "activity", "enrollments")
 
 
 def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[int],
-                      reusable_published: Mapping[int, datetime] | None = None) -> RawInventory:
+                      reusable_published: Mapping[int, datetime] | None = None,
+                      early_activity: Sequence[int] = ()) -> RawInventory:
     """Fetch everything the inventory needs; raises the first source error (nothing partial is returned).
 
     `reusable_published`: course id -> the stored published date an available course keeps without an
     audit-log request (course_inventory.published_dates.reusable_dates); None or {} looks every course up.
+    `early_activity`: courses whose activity is asked with spare capacity before the listing confirms them (those
+    the last run stored as available); an answer counts only if the listing returns the course as available.
     """
     with ExitStack() as stack:
         progress = {phase: stack.enter_context(Progress(phase, None, logger, stats=canvas.stats))
                     for phase in PHASES}
         tasks = stack.enter_context(TaskGroup(canvas.settings.num_workers + 2, name="inventory"))
         collector = _Collector(canvas, account_id, tasks, progress, reusable_published or {},
-                               listings=len(term_ids))
+                               listings=len(term_ids), early_activity=early_activity)
         tasks.submit(collector.account_tree)
         for term_id in term_ids:
             tasks.submit(collector.term, term_id)
             tasks.submit(collector.term_courses, term_id)
+        for course_id in early_activity:
+            tasks.submit(collector.early_activity, course_id, spare=True)
         tasks.wait()
     raw = collector.raw
     raw.accounts = collector.accounts.accounts()
@@ -313,6 +351,14 @@ def collect_inventory(canvas: CanvasClient, account_id: int, term_ids: Sequence[
     available = sum(course.get("workflow_state") == "available" for course in raw.courses)
     logger.info("published dates: %d of %d available course(s) kept from the last run (available then and now), "
                 "%d looked up in the audit log", raw.reused_published, available, available - raw.reused_published)
+    early = collector.early
+    raw.early_activity = {"asked early, used": early.used, "asked in order instead": early.withdrawn,
+                          "asked early, dropped": early.dropped, "not asked": early.skipped}
+    if early_activity:
+        logger.info("activity of the %d course(s) stored as available in the last run: %d asked before the listing "
+                    "returned them, %d asked in the listing's order (listed before their turn came), %d answer(s) "
+                    "dropped and %d not asked (no longer listed as available)", len(early_activity), early.used,
+                    early.withdrawn, early.dropped, early.skipped)
     logger.info("Canvas: %d term(s), %d course(s) with students (%d without dropped), %d account(s), "
                 "%d enrollment(s)", len(raw.terms), len(raw.courses), raw.dropped_courses, len(raw.accounts),
                 len(raw.enrollments))
@@ -331,21 +377,33 @@ class Warehouse:
     canvasdatadate: Any = None             # as the UDW stores it (transform.warehouse_time reads it)
 
 
-def stored_published_dates(engine: sa.Engine, reuse: bool) -> dict[int, datetime]:
-    """The stored published dates available courses may keep (course_inventory.published_dates); {} when
-    REUSE_PUBLISHED_DATES is false."""
+@dataclass(frozen=True)
+class LastRun:
+    """What this run takes from the courses the last successful run stored."""
+
+    reusable_published: dict[int, datetime]    # course_inventory.published_dates; {} with REUSE_PUBLISHED_DATES false
+    available: list[int]                       # stored as available in a configured term: activity asked early
+
+
+def read_last_run(engine: sa.Engine, reuse: bool, term_ids: Sequence[int]) -> LastRun:
+    """The stored published dates available courses may keep (none when REUSE_PUBLISHED_DATES is false), and
+    the courses of the configured terms stored as available."""
+    rows = stored_course_states(engine)
+    terms = set(term_ids)
+    available = sorted(course_id for course_id, row in rows.items()
+                       if row.workflow_state == "available" and row.term_id in terms)
     if not reuse:
         logger.info("REUSE_PUBLISHED_DATES is false: every available course's published date is looked up")
-        return {}
-    stored = {course_id: StoredCourse(state, published_at)
-              for course_id, (state, published_at) in stored_course_states(engine).items()}
-    return reusable_dates(stored)
+        return LastRun({}, available)
+    stored = {course_id: StoredCourse(row.workflow_state, row.published_at) for course_id, row in rows.items()}
+    return LastRun(reusable_dates(stored), available)
 
 
 def collect_canvas(settings: InventorySettings, canvas: CanvasClient, engine: sa.Engine) -> RawInventory:
-    """Canvas's side of the run, reusing the stored published dates the settings allow."""
-    reusable = stored_published_dates(engine, settings.reuse_published_dates)
-    return collect_inventory(canvas, settings.canvas.account_id, settings.canvas.term_ids, reusable)
+    """Canvas's side of the run, using what the last run stored as the settings allow."""
+    last = read_last_run(engine, settings.reuse_published_dates, settings.canvas.term_ids)
+    return collect_inventory(canvas, settings.canvas.account_id, settings.canvas.term_ids, last.reusable_published,
+                             early_activity=last.available)
 
 
 def collect_warehouse(raw: RawInventory, udw: UdwClient | None, source: SisIdSource) -> Warehouse:

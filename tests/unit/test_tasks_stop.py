@@ -60,6 +60,24 @@ def test_a_task_queued_ahead_starts_before_that_many_earlier_ones():
     assert started == ["long chain", "a", "b", "c", "chain", "d", "e", "f"]
 
 
+def test_a_spare_task_starts_only_when_no_other_task_is_waiting():
+    started, release = [], threading.Event()
+
+    def then_submit(name: str) -> None:          # a task submitting more while spare ones wait
+        started.append(name)
+        group.submit(started.append, f"{name}'s follow-up")
+
+    with TaskGroup(1) as group:
+        group.submit(release.wait)
+        group.submit(started.append, "spare 1", spare=True)
+        group.submit(then_submit, "a")
+        group.submit(started.append, "spare 2", spare=True)
+        group.submit(started.append, "b", ahead=5)
+        release.set()
+        group.wait()
+    assert started == ["b", "a", "a's follow-up", "spare 1", "spare 2"]
+
+
 def test_a_failure_drops_the_queued_tasks_and_wait_raises_it():
     ran = []
 
