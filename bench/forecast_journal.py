@@ -2,7 +2,8 @@
 
     python -m bench.forecast_journal [RESULTS.json]     (default: the newest bench/results/course_inventory-*.json)
 
-`ForecastJournal` records, for each request the Canvas limiter admits, its kind and start, and for each answer its
+`ForecastJournal` records, for each request the Canvas limiter admits, its kind, start and expected size (or None),
+and for each answer its
 time, `X-Rate-Limit-Remaining`, whether it was a refusal and its `X-Request-Cost`. The sandbox charges a request the
 time it spends inside (sandbox/throttle.py) and dates its arrival one `--latency-ms` after it was sent, so a
 request is inside from start + latency to start + latency + cost, and the true number inside when each admitted
@@ -34,15 +35,15 @@ class ForecastJournal:
     """Wraps one limiter's forecast so each start and answer is also written down (bench use only)."""
 
     def __init__(self, limiter: AdaptiveLimiter) -> None:
-        self.starts: list[list[Any]] = []       # [ticket, kind, seconds]
+        self.starts: list[list[Any]] = []       # [ticket, kind, seconds, size]
         self.answers: list[list[Any]] = []      # [ticket, seconds, remaining, refused, cost]
         self._origin = time.monotonic()
         gate = limiter.forecast
         started, answered = gate.started, gate.answered
 
-        def record_start(ticket: int, kind: str, now: float) -> None:
-            self.starts.append([ticket, kind, now - self._origin])
-            started(ticket, kind, now)
+        def record_start(ticket: int, kind: str, now: float, size: float | None = None) -> None:
+            self.starts.append([ticket, kind, now - self._origin, size])
+            started(ticket, kind, now, size)
 
         def record_answer(ticket: int, now: float, *, remaining: float | None, throttled: bool,
                           reservation: float, cost: float | None = None) -> None:
@@ -64,13 +65,14 @@ class Check:
 
 def replay(journal: Mapping[str, Sequence[Sequence[Any]]], inward: float, reservation: float = 50.0) -> list[Check]:
     """Each armed start's forecast against the truth (`inward`: the sandbox's latency, seconds)."""
-    started = {ticket: (kind, at) for ticket, kind, at in journal["starts"]}
+    # (Journals written before sizes were recorded have three fields a start.)
+    started = {ticket: (kind, at, *size) for ticket, kind, at, *size in journal["starts"]}
     answers = [row for row in journal["answers"] if row[0] in started]
     # A served request is inside from its arrival to its arrival + its charge; sorted ends count it at an instant.
     served = {ticket: cost or 0.0 for ticket, _, _, refused, cost in answers if not refused}
     arrivals = sorted(started[ticket][1] + inward for ticket in served)
     departures = sorted(started[ticket][1] + inward + cost for ticket, cost in served.items())
-    events = sorted([(at, 0, ticket, None) for ticket, (_, at) in started.items()]
+    events = sorted([(at, 0, ticket, None) for ticket, (_, at, *_) in started.items()]
                     + [(at, 1, ticket, (remaining, refused, cost)) for ticket, at, remaining, refused, cost in answers],
                     key=lambda event: event[:2])
     gate, checks = ArrivalGate(), []
@@ -80,7 +82,8 @@ def replay(journal: Mapping[str, Sequence[Sequence[Any]]], inward: float, reserv
                 moment = at + inward
                 inside = bisect_right(arrivals, moment) - bisect_right(departures, moment)
                 checks.append(Check(at, gate.forecast_inside(at), inside - (ticket in served)))   # less itself
-            gate.started(ticket, started[ticket][0], at)
+            kind, _, *size = started[ticket]
+            gate.started(ticket, kind, at, *size)
         else:
             remaining, refused, cost = answer
             gate.answered(ticket, at, remaining=remaining, throttled=refused, reservation=reservation, cost=cost)

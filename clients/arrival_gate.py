@@ -25,6 +25,9 @@ token hold), and the gate keeps:
   on Canvas the charge is CPU and database time only, that line scores rougher, and the steadiest is used.
 - **per request kind, recent round trips**: a request that has been out `e` seconds is still unanswered `e + h`
   seconds after its start with the share of those round trips longer than `e + h` among those longer than `e`.
+  A request started with a `size` (the rows it is expected to return: a GraphQL page of several courses' rosters
+  costs from one to twenty pages' worth) is judged by the round trips of the requests of its kind nearest to it in
+  size, so a large page out as long as small ones take is not forecast to leave with them.
 
 A request started now arrives one inward trip later. The requests inside then are those in flight now whose
 answers come more than a network time from now, in and out (the outward trip of theirs stands for the inward
@@ -42,33 +45,45 @@ and not thread-safe: `clients.limiter.AdaptiveLimiter` calls it under its lock w
 from __future__ import annotations
 
 import bisect
+import heapq
+import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 
-@dataclass
-class _Flight:
-    kind: str
-    started: float
-
-
 class RoundTrips:
     """A window of recent durations kept sorted: one request kind's round trips, for survival shares (and the
-    round trips less their charges, for a quantile)."""
+    round trips less their charges, for a quantile). Each may carry the size of its request (`nearest`)."""
 
-    __slots__ = ("_recent", "_sorted")
+    __slots__ = ("_recent", "_sizes", "_sorted", "version")
 
     def __init__(self, window: int) -> None:
         self._recent: deque[float] = deque(maxlen=window)
+        self._sizes: deque[float | None] = deque(maxlen=window)
         self._sorted: list[float] = []
+        self.version = 0                     # counts additions, so a view of the window knows it is stale
 
-    def add(self, rtt: float) -> None:
+    def add(self, rtt: float, size: float | None = None) -> None:
         if len(self._recent) == self._recent.maxlen:
             self._sorted.pop(bisect.bisect_left(self._sorted, self._recent[0]))
         self._recent.append(rtt)
+        self._sizes.append(size)
         bisect.insort(self._sorted, rtt)
+        self.version += 1
+
+    def nearest(self, size: float, count: int) -> RoundTrips | None:
+        """The round trips of the `count` sized requests nearest to `size` (by ratio), or None while fewer than
+        `count` requests carried a size."""
+        sized = [(abs(math.log(other / size)), rtt) for other, rtt in zip(self._sizes, self._recent, strict=True)
+                 if other is not None]
+        if len(sized) < count:
+            return None
+        view = RoundTrips(count)
+        for _, rtt in heapq.nsmallest(count, sized):
+            view.add(rtt)
+        return view
 
     def __len__(self) -> int:
         return len(self._sorted)
@@ -85,6 +100,14 @@ class RoundTrips:
         return (len(self._sorted) - bisect.bisect_right(self._sorted, later)) / longer
 
 
+@dataclass
+class _Flight:
+    kind: str
+    started: float
+    size: float | None = None
+    neighbours: tuple[int, RoundTrips] | None = None    # (the window's version, round trips of its size)
+
+
 class ArrivalGate:
     """Forecasts the count a start would meet at the bucket; `admits` says whether it fits."""
 
@@ -97,6 +120,7 @@ class ArrivalGate:
     AGREEMENT = 1.25              # the charged cost's line is kept while it scores within this factor of the best
     SCORE_NOISE = 0.05            # ...plus this (reservations per answer)
     MIN_ROUND_TRIPS = 4           # round trips of a kind before its requests are forecast (else: inside)
+    SIZE_NEIGHBOURS = 12          # round trips of the nearest sizes a sized request is forecast by
     FREE_READINGS = 16            # recent readings of the free bucket, whose second lowest is used
 
     def __init__(self, *, window: int = 96, margin: float = 0.5, refusal_target: float = 0.005,
@@ -132,8 +156,10 @@ class ArrivalGate:
         with too few round trips yet are forecast inside until answered.)"""
         return not self.gave_up and self._latency is not None and self.free is not None
 
-    def started(self, ticket: int, kind: str, now: float) -> None:
-        self._flights[ticket] = _Flight(kind, now)
+    def started(self, ticket: int, kind: str, now: float, size: float | None = None) -> None:
+        """A request admitted at `now`; `size` (> 0), if known, is how large its answer is expected to be, in any
+        unit its kind keeps to (rows, say)."""
+        self._flights[ticket] = _Flight(kind, now, size if size is not None and size > 0 else None)
 
     def abandoned(self, ticket: int) -> None:
         """A request that ended without an answer (a transport error): it tells nothing."""
@@ -149,7 +175,7 @@ class ArrivalGate:
         rtt = max(now - flight.started, 0.0)
         self._shortest = min(self._shortest, rtt)
         if not throttled:                    # refusals come back early: they are not the kind's round trip
-            self._trips.setdefault(flight.kind, RoundTrips(self._window)).add(rtt)
+            self._trips.setdefault(flight.kind, RoundTrips(self._window)).add(rtt, flight.size)
             if cost is not None:
                 self._uncharged.add(max(rtt - cost, 0.0))
         starts = np.sort(np.fromiter((other.started for other in self._flights.values()), float))
@@ -209,9 +235,18 @@ class ArrivalGate:
             if trips is None or len(trips) < self.MIN_ROUND_TRIPS:
                 inside += 1.0                # nothing to forecast by: inside until answered
                 continue
+            if flight.size is not None:
+                trips = self._sized(flight, trips)
             elapsed = now - flight.started
             inside += trips.still_out(elapsed, elapsed + self._latency)
         return inside
+
+    def _sized(self, flight: _Flight, trips: RoundTrips) -> RoundTrips:
+        # The round trips of its nearest sizes, looked up again only once the kind's window has moved on.
+        assert flight.size is not None
+        if flight.neighbours is None or flight.neighbours[0] != trips.version:
+            flight.neighbours = (trips.version, trips.nearest(flight.size, self.SIZE_NEIGHBOURS) or trips)
+        return flight.neighbours[1]
 
     def admits(self, now: float, reservation: float) -> bool:
         """Whether a request started now fits: the free bucket less the reservations forecast inside, its own

@@ -238,15 +238,17 @@ class CanvasClient:
 
     # ---- GraphQL ----
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None, *,
-                operation_name: str | None = None, urgent: bool = False) -> GraphQLResult:
+                operation_name: str | None = None, urgent: bool = False,
+                expected_rows: int | None = None) -> GraphQLResult:
         """The `data` and `errors` of a GraphQL response; errors without data raise FatalSourceError. `urgent`
-        requests start before the others waiting for the Canvas limiter."""
+        requests start before the others waiting for the Canvas limiter; `expected_rows`, if known, is how many
+        rows the answer should hold, which Canvas's cost grows with (the limiter's forecast uses it)."""
         body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
         if operation_name:
             body["operationName"] = operation_name
         payload, _ = self._canvas.request_json("POST", f"{self.settings.canvas_url}/api/graphql", kind="graphql",
                                                limiter=self.canvas_limiter, headers=self._canvas_headers(),
-                                               json=body, urgent=urgent)
+                                               json=body, urgent=urgent, size=expected_rows)
         return graphql_result(payload)
 
 

@@ -218,21 +218,23 @@ class HttpClient:
 
     def request_json(self, method: str, url: str, *, kind: str, limiter: AdaptiveLimiter | None = None,
                      headers: Mapping[str, str] | None = None, params: Any = None, data: Any = None,
-                     json: Any = None, urgent: bool = False) -> tuple[Any, requests.Response]:
+                     json: Any = None, urgent: bool = False, size: float | None = None
+                     ) -> tuple[Any, requests.Response]:
         """(decoded JSON body, response); invalid JSON counts as a transient failure. `urgent`: the limiter lets
-        it start before requests that are not."""
+        it start before requests that are not; `size`: how large the answer is expected to be, for the limiter's
+        forecast (`AdaptiveLimiter.slot`)."""
         all_headers = {"Accept": "application/json", **(headers or {})}
         return self._call(method, url, kind, limiter, all_headers, params, data, json,
-                          lambda r: decode_json(r, source=self.source, method=method), 0, urgent)
+                          lambda r: decode_json(r, source=self.source, method=method), 0, urgent, size)
 
     def _call(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, headers: dict[str, str],
               params: Any, data: Any, json: Any, parse: Callable[[requests.Response], Any] | None,
-              redirects: int, urgent: bool = False) -> Any:
+              redirects: int, urgent: bool = False, size: float | None = None) -> Any:
         logger.debug("%s %s", method, sanitize_url(url))
 
         def attempt() -> Any:
-            response = self._send(method, url, kind, limiter, redirects, urgent, headers=headers, params=params,
-                                  data=data, json=json)
+            response = self._send(method, url, kind, limiter, redirects, urgent, size, headers=headers,
+                                  params=params, data=data, json=json)
             return response if parse is None else (parse(response), response)
 
         try:
@@ -247,8 +249,8 @@ class HttpClient:
             self.stats.record_retry()
 
     def _send(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, redirects: int,
-              urgent: bool, **kwargs: Any) -> requests.Response:
-        response = self._send_once(method, url, kind, limiter, urgent, **kwargs)
+              urgent: bool, size: float | None, **kwargs: Any) -> requests.Response:
+        response = self._send_once(method, url, kind, limiter, urgent, size, **kwargs)
         while 300 <= response.status_code < 400:
             target = urljoin(response.url or url, response.headers.get("Location", ""))
             if redirects <= 0 or not same_origin(target, url):
@@ -260,13 +262,13 @@ class HttpClient:
             else:
                 kwargs = {**kwargs, "params": None}
             url = target
-            response = self._send_once(method, url, kind, limiter, urgent, **kwargs)
+            response = self._send_once(method, url, kind, limiter, urgent, size, **kwargs)
         return response
 
     def _send_once(self, method: str, url: str, kind: str, limiter: AdaptiveLimiter | None, urgent: bool,
-                   **kwargs: Any) -> requests.Response:
-        gate: AbstractContextManager[Slot | None] = (limiter.slot(urgent=urgent, kind=kind) if limiter is not None
-                                                     else nullcontext())
+                   size: float | None, **kwargs: Any) -> requests.Response:
+        gate: AbstractContextManager[Slot | None] = (limiter.slot(urgent=urgent, kind=kind, size=size)
+                                                     if limiter is not None else nullcontext())
         with gate as slot:
             started = self._clock()
             try:

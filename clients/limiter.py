@@ -306,11 +306,12 @@ def start_verdict(core: ThrottleController, gate: ArrivalGate | None, now: float
 
 
 def record_start(core: ThrottleController, gate: ArrivalGate | None, kind: str, now: float, *,
-                 forecast: bool) -> int:
-    """Record a start `start_verdict` allowed; returns its ticket for the answer."""
+                 forecast: bool, size: float | None = None) -> int:
+    """Record a start `start_verdict` allowed (`size`: its expected answer, as `ArrivalGate.started` takes it);
+    returns its ticket for the answer."""
     ticket = core.start(now, paced=not forecast)
     if gate is not None:
-        gate.started(ticket, kind, now)
+        gate.started(ticket, kind, now, size)
     return ticket
 
 
@@ -470,15 +471,16 @@ class AdaptiveLimiter:
                           target=core.target if core.remaining is not None else 0.0)
 
     @contextmanager
-    def slot(self, *, urgent: bool = False, kind: str = "") -> Iterator[Slot]:
+    def slot(self, *, urgent: bool = False, kind: str = "", size: float | None = None) -> Iterator[Slot]:
         """Block until a request may start; the caller reports the response through the slot. An `urgent` request
         waits behind earlier urgent ones only. `kind` names the request's endpoint, whose round trips the arrival
-        forecast learns."""
+        forecast learns; `size`, if known, how large its answer is expected to be (rows: the forecast judges it
+        by the round trips of its kind's requests of about its size)."""
         # Urgent requests (GraphQL's follow-up pages) are a round-trip class of their own: one course's next page,
         # not a batch of courses' first pages.
         lane = f"{kind} (urgent)" if urgent else kind
         with self._lock:
-            ticket, started = self._acquire(urgent, lane)
+            ticket, started = self._acquire(urgent, lane, size)
         try:
             yield Slot(self, ticket, started)
         finally:
@@ -488,7 +490,7 @@ class AdaptiveLimiter:
                 self._account(self._clock())
                 self._wake_head()
 
-    def _acquire(self, urgent: bool, kind: str) -> tuple[int, float]:
+    def _acquire(self, urgent: bool, kind: str, size: float | None) -> tuple[int, float]:
         # Caller holds the lock. Waiters queue in order (urgent ones ahead of the rest); the head alone watches the
         # pacer and the cap, so a start or a freed slot wakes one thread instead of all of them.
         waiter = threading.Condition(self._lock)
@@ -520,7 +522,7 @@ class AdaptiveLimiter:
         self._peak = max(self._peak, self._in_flight)
         self._book.starts += 1
         self._account(now)
-        return record_start(self._core, self._gate, kind, now, forecast=verdict.forecast), now
+        return record_start(self._core, self._gate, kind, now, forecast=verdict.forecast, size=size), now
 
     def _wake_head(self) -> None:
         if self._waiters:

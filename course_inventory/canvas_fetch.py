@@ -100,16 +100,18 @@ def fetch_activity(canvas: CanvasClient, course_id: int) -> list[dict[str, Any]]
     return days
 
 
-def fetch_enrollment_pages(canvas: CanvasClient, pages: Sequence[tuple[int, str | None]], *, follow_up: bool = False
-                           ) -> list[tuple[int, list[dict[str, Any]], str | None]]:
+def fetch_enrollment_pages(canvas: CanvasClient, pages: Sequence[tuple[int, str | None]], *, follow_up: bool = False,
+                           expected_rows: int | None = None) -> list[tuple[int, list[dict[str, Any]], str | None]]:
     """One GraphQL request for one enrollment page of several courses: (course id, nodes, next cursor) each.
 
     Every course asked for had students in the listing, so a missing course or roster is an error, never "no
     enrollments"; so are errors beside the data (a field Canvas could not resolve may be null). A `follow_up`
     (a later page of a chain) goes ahead of the requests waiting for the limiter: a chain is as slow as its
     pages' waits added up, and one still running after the rest of the work is done ends the run on its own.
+    `expected_rows` (`gql_queries.expected_page_rows`) goes to the Canvas limiter.
     """
-    result = canvas.graphql(enrollments_query(len(pages)), enrollments_variables(pages), urgent=follow_up)
+    result = canvas.graphql(enrollments_query(len(pages)), enrollments_variables(pages), urgent=follow_up,
+                            expected_rows=expected_rows)
     if result.errors:
         raise FatalSourceError(f"Canvas GraphQL answered with {len(result.errors)} error(s) beside its data, first: "
                                f"{result.errors[0]}", source="canvas", url="/api/graphql")

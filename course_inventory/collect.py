@@ -32,7 +32,7 @@ from clients.udw import UdwClient
 from course_inventory import canvas_fetch
 from course_inventory.account_book import AccountBook
 from course_inventory.early_answers import NOT_ASKED, Answer, EarlyAnswers
-from course_inventory.gql_queries import COURSES_PER_REQUEST, ENROLLMENT_PAGE_SIZE
+from course_inventory.gql_queries import COURSES_PER_REQUEST, ENROLLMENT_PAGE_SIZE, expected_page_rows
 from course_inventory.published_dates import StoredCourse, reusable_dates
 from course_inventory.rosters import CoursePages
 from course_inventory.section_sis import (
@@ -197,7 +197,7 @@ class _Collector:
         for start in range(0, len(by_size), COURSES_PER_REQUEST):
             batch = by_size[start:start + COURSES_PER_REQUEST]
             later_pages = max(math.ceil(_size_hint(batch[0][0]) / ENROLLMENT_PAGE_SIZE) - 1, 0)
-            self.tasks.submit(self.enrollments, [course_id for _, course_id in batch],
+            self.tasks.submit(self.enrollments, {course_id: _size_hint(course) for course, course_id in batch},
                               ahead=2 * self.canvas.settings.num_workers * later_pages)
             for course, course_id in batch:
                 if course.get("workflow_state") == "available":
@@ -268,26 +268,31 @@ class _Collector:
         with self.raw.phases.track("accounts"):
             self.accounts.fetched(canvas_fetch.fetch_account(self.canvas, account_id))
 
-    def enrollments(self, course_ids: list[int]) -> None:
-        """Enrollment pages of a batch of courses, one request per page of the batch, until all are complete.
+    def enrollments(self, students: dict[int, int]) -> None:
+        """Enrollment pages of a batch of courses (course id: total_students), one request per page of the batch,
+        until all are complete.
 
         Follow-up pages stay on this thread instead of going back to the queue, where a course with 25 pages
         would wait behind every audit and activity request queued meanwhile and end the run on its own. A course
         whose pages shifted while it was read is read again (`course_inventory.rosters`).
         """
-        rosters = {course_id: CoursePages(course_id) for course_id in course_ids}
-        pages: list[tuple[int, str | None]] = [(course_id, None) for course_id in course_ids]
+        rosters = {course_id: CoursePages(course_id) for course_id in students}
+        pages: list[tuple[int, str | None]] = [(course_id, None) for course_id in students]
+        read = dict.fromkeys(students, 0)           # rows read in the course's current pass
         follow_up = False
         while pages:
             self.tasks.check()
+            rows = expected_page_rows(students[course_id] - read[course_id] for course_id, _ in pages)
             with self.raw.phases.track("enrollments", items=len(pages)):
-                results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages, follow_up=follow_up)
+                results = canvas_fetch.fetch_enrollment_pages(self.canvas, pages, follow_up=follow_up,
+                                                              expected_rows=rows)
             follow_up = True
             pages, finished = [], []
             for course_id, nodes, cursor in results:
                 sections: dict[int, SectionInfo] = {}
                 roster = rosters[course_id]
                 done, next_cursor = roster.add_page(enrollment_records(course_id, nodes, sections), cursor)
+                read[course_id] = 0 if next_cursor is None else read[course_id] + len(nodes)
                 self._add_sections(sections)
                 if done:
                     finished.append(roster)

@@ -13,13 +13,21 @@ a read_sis permission check per section (canvas-lms app/graphql/types/section_ty
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 ENROLLMENT_PAGE_SIZE = 100        # Canvas's maximum page size
 # Aliases per request, Canvas's limit (20): each request's fixed cost is shared by twice as many courses as at 10
 # (a bigger request holds its up-front reservation longer, but one request for 20 courses spends no more server time
 # than two for 10 each). Measured in README "Benchmarks".
 COURSES_PER_REQUEST = 20
+
+
+def expected_page_rows(students_left: Iterable[int]) -> int:
+    """The rows one enrollment page of several courses should hold, given each course's students not yet read (the
+    listing's total_students less the rows read so far): a course object each plus a page of its rows, at least
+    one, since a course is asked for only while it has a page to come. An estimate for the Canvas limiter (a
+    page's server time grows with its rows), never a count anything is checked against."""
+    return sum(1 + min(max(left, 1), ENROLLMENT_PAGE_SIZE) for left in students_left)
 
 _ENROLLMENT_FIELDS = """
       nodes {

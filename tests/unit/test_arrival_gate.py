@@ -87,6 +87,35 @@ def test_the_forecast_counts_the_requests_still_out_when_a_new_one_would_arrive(
     assert not gate.admits(now, RESERVATION)          # 600 - 12 x 50 = 0: the request would be refused
 
 
+def test_round_trips_nearest_in_size_stand_for_a_sized_request():
+    trips = RoundTrips(window=8)
+    for size, rtt in ((10, 0.1), (12, 0.11), (100, 0.3), (120, 0.32), (None, 0.5)):
+        trips.add(rtt, size)
+    near = trips.nearest(110, 2)
+    assert near is not None and near.still_out(0.0, 0.305) == pytest.approx(1 / 2)   # of 0.3 and 0.32
+    assert trips.nearest(11, 2).still_out(0.0, 0.105) == pytest.approx(1 / 2)       # of 0.1 and 0.11
+    assert trips.nearest(11, 5) is None            # four round trips carried a size: too few for five
+
+
+def test_a_large_request_is_not_forecast_to_leave_with_the_small_ones_of_its_kind():
+    gate = ArrivalGate()
+    last = replay(gate)
+    # Pages of one kind: small ones (10 rows) take 100 ms, large ones (1,000 rows) 300 ms.
+    for n in range(40):
+        size, rtt = (10, 0.1) if n % 2 else (1000, 0.3)
+        gate.started(10_000 + n, "graphql", last + n, size)
+        gate.answered(10_000 + n, last + n + rtt, remaining=HWM, throttled=False, reservation=RESERVATION)
+    now = last + 100.0
+    gate.started(20_000, "graphql", now - 0.08, 1000)     # a large page 80 ms out: 220 ms to go, inside
+    assert gate.forecast_inside(now) == pytest.approx(1.0)
+    gate.started(20_001, "graphql", now - 0.08, 10)       # a small one: answered within the 50 ms
+    assert gate.forecast_inside(now) == pytest.approx(1.0)
+    # Without sizes the two are alike: of the round trips longer than 80 ms, all are longer than 130 ms only for
+    # the large half, so each counts as half inside.
+    gate.started(20_002, "graphql", now - 0.08)
+    assert gate.forecast_inside(now) == pytest.approx(1.0 + 0.5)
+
+
 def test_refusals_widen_the_margin_answers_narrow_it_and_at_its_bound_the_gate_gives_up():
     gate = ArrivalGate(margin=0.5, margin_step=0.2, refusal_target=0.005, margin_bounds=(-2.0, 4.0))
     replay(gate, requests=200)

@@ -314,17 +314,17 @@ def test_graphql_request_shape():
 
 def test_an_urgent_graphql_request_takes_the_canvas_limiters_urgent_lane(monkeypatch: pytest.MonkeyPatch):
     client, _ = make_client(lambda method, url, kwargs: make_response(200, {"data": {}}, url))
-    lanes: list[bool] = []
+    lanes: list[tuple[bool, float | None]] = []
     slot = client.canvas_limiter.slot
 
-    def noted_slot(*, urgent: bool = False, kind: str = ""):
-        lanes.append(urgent)
-        return slot(urgent=urgent, kind=kind)
+    def noted_slot(*, urgent: bool = False, kind: str = "", size: float | None = None):
+        lanes.append((urgent, size))
+        return slot(urgent=urgent, kind=kind, size=size)
 
     monkeypatch.setattr(client.canvas_limiter, "slot", noted_slot)
-    client.graphql("query { x }", urgent=True)
+    client.graphql("query { x }", urgent=True, expected_rows=120)
     client.graphql("query { x }")
-    assert lanes == [True, False]
+    assert lanes == [(True, 120), (False, None)]       # the expected rows go to the limiter's forecast too
 
 
 def test_connection_page_validates_shape():

@@ -847,18 +847,21 @@ def test_a_request_asked_as_urgent_queues_as_urgent_at_every_attempt():
             super().__init__(4)
             self.asked: list[bool] = []
             self.kinds: list[str] = []
+            self.sizes: list[float | None] = []
 
-        def slot(self, *, urgent: bool = False, kind: str = ""):  # type: ignore[override]
+        def slot(self, *, urgent: bool = False, kind: str = "", size: float | None = None):  # type: ignore[override]
             self.asked.append(urgent)
             self.kinds.append(kind)
-            return super().slot(urgent=urgent, kind=kind)
+            self.sizes.append(size)
+            return super().slot(urgent=urgent, kind=kind, size=size)
 
     client, _, _ = client_for([make_response(500, "oops"), make_response(200, b"{}"), make_response(200, b"{}")])
     limiter = Lanes()
-    client.request_json("POST", URL, kind="graphql", limiter=limiter, urgent=True)
+    client.request_json("POST", URL, kind="graphql", limiter=limiter, urgent=True, size=420)
     client.request_json("GET", URL, kind="rest", limiter=limiter)
     assert limiter.asked == [True, True, False]          # the retry of a failed attempt stays in the urgent lane
     assert limiter.kinds == ["graphql", "graphql", "rest"]   # the arrival forecast learns round trips per kind
+    assert limiter.sizes == [420, 420, None]             # ...and judges each by its expected size
 
 
 def test_urgent_requests_start_before_the_ones_already_waiting():

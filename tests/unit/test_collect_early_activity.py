@@ -58,7 +58,8 @@ class ListingCanvas:
             raise answer
         return answer
 
-    def graphql(self, query: str, variables: Mapping[str, Any], *, urgent: bool = False) -> GraphQLResult:
+    def graphql(self, query: str, variables: Mapping[str, Any], *, urgent: bool = False,
+                expected_rows: int | None = None) -> GraphQLResult:
         data = {}
         for i in range(len(variables) // 2):
             course_id = int(variables[f"id{i}"])
