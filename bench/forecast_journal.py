@@ -3,14 +3,13 @@
     python -m bench.forecast_journal [RESULTS.json]     (default: the newest bench/results/course_inventory-*.json)
 
 `ForecastJournal` records, for each request the Canvas limiter admits, its kind, start and expected size (or None),
-and for each answer its
-time, `X-Rate-Limit-Remaining`, whether it was a refusal and its `X-Request-Cost`. The sandbox charges a request the
-time it spends inside (sandbox/throttle.py) and dates its arrival one `--latency-ms` after it was sent, so a
-request is inside from start + latency to start + latency + cost, and the true number inside when each admitted
-request arrives follows from the journal alone. `replay` feeds the journal to a new `ArrivalGate` in time order and
-compares, at each start the forecast was armed for, what it forecast inside at that request's arrival with the true
-count: the forecast's bias and spread over the run. (On real Canvas the charge is CPU and database time, so the true
-count is not known there.)
+and for each answer its time, `X-Rate-Limit-Remaining`, whether it was a refusal and its `X-Request-Cost`. The
+sandbox charges a request the time it spends inside (sandbox/throttle.py) and dates its arrival one `--latency-ms`
+after it was sent, so a request is inside from start + latency to start + latency + cost, and the true number inside
+when each admitted request arrives follows from the journal alone. `replay` feeds the journal to a new `ArrivalGate`
+in time order and compares, at each start the forecast was armed for, what it forecast inside at that request's
+arrival with the true count: the forecast's bias and spread over the run. (On real Canvas the charge is CPU and
+database time, so the true count is not known there.)
 """
 
 from __future__ import annotations
@@ -65,14 +64,14 @@ class Check:
 
 def replay(journal: Mapping[str, Sequence[Sequence[Any]]], inward: float, reservation: float = 50.0) -> list[Check]:
     """Each armed start's forecast against the truth (`inward`: the sandbox's latency, seconds)."""
-    # (Journals written before sizes were recorded have three fields a start.)
-    started = {ticket: (kind, at, *size) for ticket, kind, at, *size in journal["starts"]}
+    # (Journals written before sizes were recorded have three fields a start: no size.)
+    started = {row[0]: (row[1], row[2], row[3] if len(row) > 3 else None) for row in journal["starts"]}
     answers = [row for row in journal["answers"] if row[0] in started]
     # A served request is inside from its arrival to its arrival + its charge; sorted ends count it at an instant.
     served = {ticket: cost or 0.0 for ticket, _, _, refused, cost in answers if not refused}
     arrivals = sorted(started[ticket][1] + inward for ticket in served)
     departures = sorted(started[ticket][1] + inward + cost for ticket, cost in served.items())
-    events = sorted([(at, 0, ticket, None) for ticket, (_, at, *_) in started.items()]
+    events = sorted([(at, 0, ticket, None) for ticket, (_, at, _) in started.items()]
                     + [(at, 1, ticket, (remaining, refused, cost)) for ticket, at, remaining, refused, cost in answers],
                     key=lambda event: event[:2])
     gate, checks = ArrivalGate(), []
@@ -82,8 +81,8 @@ def replay(journal: Mapping[str, Sequence[Sequence[Any]]], inward: float, reserv
                 moment = at + inward
                 inside = bisect_right(arrivals, moment) - bisect_right(departures, moment)
                 checks.append(Check(at, gate.forecast_inside(at), inside - (ticket in served)))   # less itself
-            kind, _, *size = started[ticket]
-            gate.started(ticket, kind, at, *size)
+            kind, _, size = started[ticket]
+            gate.started(ticket, kind, at, size)
         else:
             remaining, refused, cost = answer
             gate.answered(ticket, at, remaining=remaining, throttled=refused, reservation=reservation, cost=cost)
